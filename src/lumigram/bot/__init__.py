@@ -1,0 +1,1 @@
+"""The Telegram adapter: aiogram routers, middlewares, keyboards and rendering."""

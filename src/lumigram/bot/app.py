@@ -1,0 +1,41 @@
+"""Assembling the aiogram Bot and Dispatcher from settings."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.enums import ParseMode
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from lumigram.bot.handlers import get_routers
+from lumigram.bot.i18n import UserLocaleMiddleware
+from lumigram.bot.middlewares.db import DbSessionMiddleware
+from lumigram.bot.middlewares.throttling import ThrottlingMiddleware, TokenBuckets
+from lumigram.bot.middlewares.users import UserMiddleware
+from lumigram.bot.session import build_session
+from lumigram.config import Settings
+
+
+def build_bot(settings: Settings) -> Bot:
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=build_session(settings.telegram_api_base),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def build_dispatcher(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], i18n: I18n
+) -> Dispatcher:
+    dispatcher = Dispatcher(settings=settings, i18n=i18n)
+    # Outer middlewares on `update` run in registration order, after aiogram's own
+    # error and user-context middlewares, so `event_from_user` is known to all.
+    dispatcher.update.outer_middleware(
+        ThrottlingMiddleware(TokenBuckets(settings.throttle_rate, settings.throttle_burst), i18n)
+    )
+    dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker, settings))
+    dispatcher.update.outer_middleware(UserMiddleware(i18n))
+    dispatcher.update.outer_middleware(UserLocaleMiddleware(i18n))
+    dispatcher.include_routers(*get_routers())
+    return dispatcher

@@ -1,0 +1,174 @@
+"""Runtime configuration, read from the environment and ``.env``.
+
+A bad value stops start-up with one line naming the setting and how to fix
+it (see ``ConfigError``); secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lumigram.domain.users import SUPPORTED_LANGUAGES
+
+# Telegram tokens look like "<bot id>:<35 url-safe characters>".
+TOKEN_PATTERN = re.compile(r"^\d{5,16}:[A-Za-z0-9_-]{30,64}$")
+
+HINTS: dict[str, str] = {
+    "BOT_TOKEN": (
+        "get a token from @BotFather in Telegram (/newbot) and put "
+        "BOT_TOKEN=<token> in .env or the environment"
+    ),
+    "ADMIN_IDS": "a comma-separated list of numeric Telegram user ids, e.g. ADMIN_IDS=12345,67890",
+    "DATABASE_URL": (
+        "use sqlite+aiosqlite:///./data/lumigram.db or "
+        "postgresql+asyncpg://user:password@host:5432/dbname"
+    ),
+    "DEFAULT_LANGUAGE": f"one of: {', '.join(SUPPORTED_LANGUAGES)}",
+    "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
+    "TELEGRAM_API_BASE": "an http(s) URL such as https://api.telegram.org or http://127.0.0.1:8081",
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator (one line, no secrets)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    bot_token: SecretStr
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/lumigram.db")
+    default_language: str = "en"
+    log_level: str = "INFO"
+    telegram_api_base: str = "https://api.telegram.org"
+    # Per-user throttling: at most `throttle_rate` updates a second, bursts of `throttle_burst`.
+    throttle_rate: float = Field(default=2.0, gt=0)
+    throttle_burst: int = Field(default=5, ge=1)
+    # A user seen again within this many seconds is not written to the database again.
+    last_seen_resolution: int = Field(default=300, ge=0)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not TOKEN_PATTERN.match(value.get_secret_value().strip()):
+            raise ValueError("does not look like a bot token")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            return frozenset({value})
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(";", ",").split(",")]
+            if not all(part.lstrip("-").isdigit() for part in parts if part):
+                raise ValueError("must be numeric user ids")
+            return frozenset(int(part) for part in parts if part)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("unsupported database driver")
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in SUPPORTED_LANGUAGES:
+            raise ValueError("unsupported language")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("unknown log level")
+        return value
+
+    @field_validator("telegram_api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.get_secret_value().startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite URL (None for in-memory or other engines)."""
+        url = self.database_url.get_secret_value()
+        if not self.is_sqlite:
+            return None
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        return Path(path) if path and path != ":memory:" else None
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text with secrets masked, for ``lumigram check-config``."""
+        shown: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "database_url":
+                shown[name.upper()] = mask_url(value.get_secret_value())
+            elif isinstance(value, SecretStr):
+                shown[name.upper()] = mask_secret(value.get_secret_value())
+            elif isinstance(value, frozenset):
+                shown[name.upper()] = ",".join(str(item) for item in sorted(value))
+            else:
+                shown[name.upper()] = str(value)
+        return shown
+
+
+def mask_secret(secret: str) -> str:
+    if not secret:
+        return "(not set)"
+    return f"{secret[:4]}…({len(secret)} chars)" if len(secret) > 8 else "****"
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1****@", url)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings or raise ConfigError with one operator-friendly line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line for the first problem: the setting, what is wrong, and how to fix it."""
+    error = exc.errors(include_input=False)[0]
+    name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+    if error["type"] == "missing":
+        problem = "is not set"
+    else:
+        problem = "is invalid: " + str(error["msg"]).removeprefix("Value error, ")
+    hint = HINTS.get(name)
+    return f"Configuration error: {name} {problem}" + (f" — {hint}" if hint else "")

@@ -1,0 +1,1 @@
+"""Database adapter: engine, ORM models, migrations and repositories."""

@@ -1,0 +1,26 @@
+"""Maps the domain's entity classes onto the tables (SQLAlchemy imperative mapping).
+
+The domain stays free of SQLAlchemy imports; this module is imported once by
+the db adapter before any session is used.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import registry
+
+from lumigram.db import tables
+from lumigram.db.base import metadata
+from lumigram.domain.audit import AuditEntry
+from lumigram.domain.users import User
+
+mapper_registry = registry(metadata=metadata)
+_mapped = False
+
+
+def map_entities() -> None:
+    global _mapped
+    if _mapped:
+        return
+    mapper_registry.map_imperatively(User, tables.users)
+    mapper_registry.map_imperatively(AuditEntry, tables.audit_log)
+    _mapped = True

@@ -1,0 +1,1 @@
+"""Implementations of the service gateways over an AsyncSession. They never commit."""

@@ -1,0 +1,102 @@
+"""Shared fixtures.
+
+The database is SQLite (a fresh file per test) unless LUMIGRAM_TEST_DATABASE_URL
+points at PostgreSQL, in which case the suite uses its own database there
+(created if missing), migrated once and emptied between tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from lumigram.db.base import metadata
+from lumigram.db.engine import create_engine, create_sessionmaker
+from lumigram.db.mapping import map_entities
+from lumigram.db.migrate import upgrade
+
+PG_URL = os.environ.get("LUMIGRAM_TEST_DATABASE_URL", "")
+VALID_TOKEN = "123456789:AAEhBOweik6ad6PsVMRxjeQKj3oXUbuPvXs"
+
+map_entities()
+
+
+def pytest_report_header() -> str:
+    return f"lumigram database: {'PostgreSQL ' + make_url(PG_URL).render_as_string() if PG_URL else 'SQLite'}"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never read the developer's .env or LUMIGRAM settings by accident."""
+    for name in list(os.environ):
+        if name.upper() in {
+            "BOT_TOKEN", "ADMIN_IDS", "DATABASE_URL", "DEFAULT_LANGUAGE", "LOG_LEVEL",
+            "TELEGRAM_API_BASE", "THROTTLE_RATE", "THROTTLE_BURST", "LAST_SEEN_RESOLUTION",
+        }:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+_pg_ready = False
+
+
+async def _prepare_postgres() -> str:
+    """Create (once) and migrate the suite's own database next to the given one."""
+    global _pg_ready
+    url = make_url(PG_URL)
+    suite_url = url.set(database=f"{url.database}_lumigram")
+    if not _pg_ready:
+        admin = create_engine(url.render_as_string(hide_password=False))
+        async with admin.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            exists = await conn.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": suite_url.database},
+            )
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{suite_url.database}"'))
+        await admin.dispose()
+        engine = create_engine(suite_url.render_as_string(hide_password=False))
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await upgrade(engine)
+        await engine.dispose()
+        _pg_ready = True
+    return suite_url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    if not PG_URL:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        engine = create_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+        yield url
+        return
+    url = await _prepare_postgres()
+    yield url
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)

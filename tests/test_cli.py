@@ -1,0 +1,52 @@
+"""The ``lumigram`` command as an operator runs it: a real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from lumigram import __version__
+from tests.conftest import VALID_TOKEN
+
+
+def lumigram(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lumigram", *args],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    result = lumigram("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_run_without_token_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    result = lumigram("run", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "BOT_TOKEN" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_masks_the_token(tmp_path: Path) -> None:
+    result = lumigram("check-config", cwd=tmp_path, env={"BOT_TOKEN": VALID_TOKEN})
+    assert result.returncode == 0, result.stderr
+    assert "Configuration OK." in result.stdout
+    assert VALID_TOKEN not in result.stdout + result.stderr
+    assert "BOT_TOKEN=1234…" in result.stdout
+
+
+def test_migrate_creates_the_default_sqlite_database(tmp_path: Path) -> None:
+    result = lumigram("migrate", cwd=tmp_path, env={"BOT_TOKEN": VALID_TOKEN})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "lumigram.db").exists()
+    assert "revision" in result.stdout

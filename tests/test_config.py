@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lumigram.config import ConfigError, load_settings, mask_url
+from tests.conftest import VALID_TOKEN
+
+
+def test_missing_token_names_it_and_says_how_to_fix() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "BOT_TOKEN" in message
+    assert "@BotFather" in message
+    assert "\n" not in message
+
+
+def test_malformed_token_is_rejected_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "not-a-token-secret-value")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "BOT_TOKEN" in str(caught.value)
+    assert "not-a-token-secret-value" not in str(caught.value)
+
+
+def test_reads_dotenv_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"BOT_TOKEN={VALID_TOKEN}\nADMIN_IDS=5, 7\nDEFAULT_LANGUAGE=uz\n")
+    settings = load_settings()
+    assert settings.bot_token.get_secret_value() == VALID_TOKEN
+    assert settings.admin_ids == frozenset({5, 7})
+    assert settings.default_language == "uz"
+    assert settings.is_sqlite
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ADMIN_IDS", "12,abc"),
+        ("DATABASE_URL", "mysql://root@localhost/db"),
+        ("DEFAULT_LANGUAGE", "de"),
+        ("LOG_LEVEL", "LOUD"),
+        ("TELEGRAM_API_BASE", "ftp://example"),
+        ("THROTTLE_RATE", "0"),
+    ],
+)
+def test_each_bad_value_is_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", VALID_TOKEN)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"Configuration error: {name} ")
+    assert "\n" not in str(caught.value)
+
+
+def test_masked_output_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", VALID_TOKEN)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://app:hunter2secret@db:5432/lumi")
+    shown = load_settings().masked()
+    assert VALID_TOKEN not in str(shown)
+    assert "hunter2secret" not in shown["DATABASE_URL"]
+    assert shown["DATABASE_URL"] == "postgresql+asyncpg://app:****@db:5432/lumi"
+
+
+def test_mask_url_leaves_passwordless_urls() -> None:
+    assert mask_url("sqlite+aiosqlite:///./data/x.db") == "sqlite+aiosqlite:///./data/x.db"
