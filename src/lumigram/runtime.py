@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,14 +24,14 @@ log = logging.getLogger(__name__)
 class BotApplication:
     """Owns the engine, the bot and the dispatcher for one run."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, extra_routers: Sequence[Router] = ()) -> None:
         self.settings = settings
         map_entities()
         self.engine: AsyncEngine = create_engine(settings.database_url.get_secret_value())
         self.i18n: I18n = build_i18n(settings.default_language)
         self.bot: Bot = build_bot(settings)
         self.dispatcher: Dispatcher = build_dispatcher(
-            settings, create_sessionmaker(self.engine), self.i18n
+            settings, create_sessionmaker(self.engine), self.i18n, extra_routers
         )
 
     async def prepare(self) -> None:

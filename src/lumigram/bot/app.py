@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, Dispatcher
+from collections.abc import Sequence
+
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
@@ -26,8 +28,12 @@ def build_bot(settings: Settings) -> Bot:
 
 
 def build_dispatcher(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], i18n: I18n
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    i18n: I18n,
+    extra_routers: Sequence[Router] = (),
 ) -> Dispatcher:
+    """The dispatcher with every feature router; ``extra_routers`` (plugins, tests) go first."""
     dispatcher = Dispatcher(settings=settings, i18n=i18n)
     # Outer middlewares on `update` run in registration order, after aiogram's own
     # error and user-context middlewares, so `event_from_user` is known to all.
@@ -37,5 +43,5 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker, settings))
     dispatcher.update.outer_middleware(UserMiddleware(i18n))
     dispatcher.update.outer_middleware(UserLocaleMiddleware(i18n))
-    dispatcher.include_routers(*get_routers())
+    dispatcher.include_routers(*extra_routers, *get_routers())
     return dispatcher
