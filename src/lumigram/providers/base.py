@@ -1,0 +1,149 @@
+"""The one interface every image/video provider implements.
+
+A generation is submit -> (poll ...) -> fetch. Providers whose API answers
+synchronously return a finished ``TaskStatus`` from ``submit``; asynchronous
+ones return a provider job id that the job service stores, so a job can be
+re-attached after a restart instead of being paid for twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class OutputKind(StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What one provider model accepts; the UI offers only these settings."""
+
+    outputs: frozenset[OutputKind] = frozenset({OutputKind.IMAGE})
+    max_reference_images: int = 0
+    aspect_ratios: tuple[str, ...] = ("1:1",)
+    output_formats: tuple[str, ...] = ("png",)
+    max_outputs: int = 1
+    seed: bool = False
+    negative_prompt: bool = False
+    prompt_upsampling: bool = False
+    safety_levels: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceImage:
+    data: bytes
+    mime_type: str  # image/jpeg, image/png or image/webp
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    model: str  # the provider's own model name, e.g. "black-forest-labs/flux-1.1-pro"
+    prompt: str
+    negative_prompt: str | None = None
+    aspect_ratio: str | None = None
+    output_format: str | None = None
+    num_outputs: int = 1
+    seed: int | None = None
+    prompt_upsampling: bool | None = None
+    safety_level: int | None = None
+    references: tuple[ReferenceImage, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRef:
+    """One output: either a URL to download or bytes the provider returned inline."""
+
+    url: str | None = None
+    data: bytes | None = None
+    mime_type: str | None = None
+
+
+class ErrorKind(StrEnum):
+    TRANSIENT = "transient"  # network, 429, 5xx, timeouts: retry later
+    SAFETY = "safety"  # the model's safety filter refused the prompt or the output
+    INVALID_INPUT = "invalid_input"  # the request itself is wrong; retrying will not help
+    UNAVAILABLE = "unavailable"  # out of credit, bad key, misconfiguration: alert the operator
+
+
+class ProviderError(Exception):
+    """A classified provider failure.
+
+    ``user_reason`` is safe to show to the user (for SAFETY it carries the
+    provider's reason where that reason is fit to show); ``str(error)`` is for
+    the operator's log and never contains a key.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        user_reason: str | None = None,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.user_reason = user_reason
+        self.retry_after = retry_after
+        self.status_code = status_code
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    state: TaskState
+    provider_job_id: str | None = None
+    progress: float | None = None  # 0.0 .. 1.0 where the provider reports it
+    outputs: tuple[ResultRef, ...] = ()
+    error: ProviderError | None = None
+
+
+@runtime_checkable
+class ImageProvider(Protocol):
+    """Implemented by every provider client (replicate, openai, gemini, huggingface, demo)."""
+
+    name: str
+
+    def capabilities(self, model: str) -> Capabilities:
+        """Capabilities of one of this provider's models; KeyError for an unknown model."""
+        ...
+
+    def models(self) -> Mapping[str, Capabilities]:
+        """Every model this client knows, by provider model name."""
+        ...
+
+    async def submit(self, request: GenerationRequest) -> TaskStatus:
+        """Start a generation. Raises ProviderError on a classified failure."""
+        ...
+
+    async def poll(self, provider_job_id: str) -> TaskStatus:
+        """Current state of an asynchronous generation."""
+        ...
+
+    async def fetch(self, ref: ResultRef) -> bytes:
+        """The bytes of one output, size-capped and checked to be an image or video."""
+        ...
+
+    async def cancel(self, provider_job_id: str) -> None:
+        """Best-effort cancel; never raises for an already finished job."""
+        ...
+
+    async def aclose(self) -> None: ...
