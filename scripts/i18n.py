@@ -37,8 +37,22 @@ def load(path: Path, locale: str | None = None) -> Catalog:
 def update() -> None:
     keywords = [arg for key in KEYWORDS for arg in ("-k", key)]
     subprocess.run(  # noqa: S603 - fixed arguments, our own tool
-        [sys.executable, "-m", "babel.messages.frontend", "-q", "extract", "-F", str(ROOT / "babel.cfg"),
-         *keywords, "--no-location", "--sort-output", "--omit-header", "-o", str(TEMPLATE), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "-q",
+            "extract",
+            "-F",
+            str(ROOT / "babel.cfg"),
+            *keywords,
+            "--no-location",
+            "--sort-output",
+            "--omit-header",
+            "-o",
+            str(TEMPLATE),
+            str(ROOT),
+        ],
         check=True,
         cwd=ROOT,
     )

@@ -28,7 +28,8 @@ map_entities()
 
 
 def pytest_report_header() -> str:
-    return f"lumigram database: {'PostgreSQL ' + make_url(PG_URL).render_as_string() if PG_URL else 'SQLite'}"
+    shown = f"PostgreSQL {make_url(PG_URL).render_as_string()}" if PG_URL else "SQLite"
+    return f"lumigram database: {shown}"
 
 
 @pytest.fixture(autouse=True)
@@ -36,14 +37,24 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never read the developer's .env or LUMIGRAM settings by accident."""
     for name in list(os.environ):
         if name.upper() in {
-            "BOT_TOKEN", "ADMIN_IDS", "DATABASE_URL", "DEFAULT_LANGUAGE", "LOG_LEVEL",
-            "TELEGRAM_API_BASE", "THROTTLE_RATE", "THROTTLE_BURST", "LAST_SEEN_RESOLUTION",
+            "BOT_TOKEN",
+            "ADMIN_IDS",
+            "DATABASE_URL",
+            "DEFAULT_LANGUAGE",
+            "LOG_LEVEL",
+            "TELEGRAM_API_BASE",
+            "THROTTLE_RATE",
+            "THROTTLE_BURST",
+            "LAST_SEEN_RESOLUTION",
         }:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
 
 _pg_ready = False
+# Rows the migrations seed (the built-in modes); put back after each test's truncation.
+SEEDED_TABLES = ("templates",)
+_seed_rows: dict[str, list[dict[str, object]]] = {}
 
 
 async def _prepare_postgres() -> str:
@@ -67,6 +78,11 @@ async def _prepare_postgres() -> str:
             await conn.execute(text("DROP SCHEMA public CASCADE"))
             await conn.execute(text("CREATE SCHEMA public"))
         await upgrade(engine)
+        async with engine.connect() as conn:
+            for name in SEEDED_TABLES:
+                table = metadata.tables[name]
+                rows = (await conn.execute(table.select().order_by(table.c.id))).mappings()
+                _seed_rows[name] = [{k: v for k, v in row.items() if k != "id"} for row in rows]
         await engine.dispose()
         _pg_ready = True
     return suite_url.render_as_string(hide_password=False)
@@ -87,6 +103,8 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
     async with engine.begin() as conn:
         names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
         await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        for name, rows in _seed_rows.items():
+            await conn.execute(metadata.tables[name].insert(), rows)
     await engine.dispose()
 
 

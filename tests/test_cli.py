@@ -10,7 +10,9 @@ from lumigram import __version__
 from tests.conftest import VALID_TOKEN
 
 
-def lumigram(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def lumigram(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "lumigram", *args],
         cwd=cwd,

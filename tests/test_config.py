@@ -26,7 +26,9 @@ def test_malformed_token_is_rejected_without_echoing_it(monkeypatch: pytest.Monk
 
 
 def test_reads_dotenv_file(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text(f"BOT_TOKEN={VALID_TOKEN}\nADMIN_IDS=5, 7\nDEFAULT_LANGUAGE=uz\n")
+    (tmp_path / ".env").write_text(
+        f"BOT_TOKEN={VALID_TOKEN}\nADMIN_IDS=5, 7\nDEFAULT_LANGUAGE=uz\n"
+    )
     settings = load_settings()
     assert settings.bot_token.get_secret_value() == VALID_TOKEN
     assert settings.admin_ids == frozenset({5, 7})

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def load_tool():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("i18n_tool", ROOT / "scripts" / "i18n.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -33,8 +34,12 @@ def test_placeholders_survive_translation() -> None:
             catalog = read_po(handle, locale=language)
         for message in catalog:
             if message.id and message.string:
-                assert set(re.findall(r"{\w+}", message.id)) == set(re.findall(r"{\w+}", message.string)), message.id
-                assert re.findall(r"</?\w+>", message.id) == re.findall(r"</?\w+>", message.string), message.id
+                assert set(re.findall(r"{\w+}", message.id)) == set(
+                    re.findall(r"{\w+}", message.string)
+                ), message.id
+                assert re.findall(r"</?\w+>", message.id) == re.findall(
+                    r"</?\w+>", message.string
+                ), message.id
 
 
 def test_languages_are_available() -> None:

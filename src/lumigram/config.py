@@ -36,6 +36,7 @@ HINTS: dict[str, str] = {
     "DEFAULT_LANGUAGE": f"one of: {', '.join(SUPPORTED_LANGUAGES)}",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "TELEGRAM_API_BASE": "an http(s) URL such as https://api.telegram.org or http://127.0.0.1:8081",
+    "CATALOG_FILE": "the path of a TOML file with model overrides (see docs/models.md)",
 }
 
 
@@ -63,6 +64,35 @@ class Settings(BaseSettings):
     throttle_burst: int = Field(default=5, ge=1)
     # A user seen again within this many seconds is not written to the database again.
     last_seen_resolution: int = Field(default=300, ge=0)
+
+    # --- generation -----------------------------------------------------------
+    # A provider is switched on by putting in its key; the demo provider is always on.
+    replicate_api_token: SecretStr | None = None
+    replicate_base_url: str = "https://api.replicate.com"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    hf_token: SecretStr | None = None
+    hf_base_url: str = "https://router.huggingface.co"
+    provider_timeout: float = Field(default=120.0, gt=0)
+    # The demo provider's pretend generation time in seconds, and its image size.
+    demo_latency: float = Field(default=2.0, ge=0)
+    demo_image_size: int = Field(default=1024, ge=64, le=4096)
+    # An operator's additions/changes to the shipped model catalog (TOML).
+    catalog_file: Path | None = None
+    storage_dir: Path = Path("./data/files")
+    max_prompt_length: int = Field(default=1000, ge=10, le=4000)
+    max_active_jobs: int = Field(default=1, ge=1, le=20)
+    worker_concurrency: int = Field(default=8, ge=1, le=512)
+    provider_concurrency: int = Field(default=8, ge=1, le=512)
+    # Seconds between sweeps for jobs whose next step is due (lost messages, restarts).
+    sweep_interval: float = Field(default=5.0, gt=0)
+    # Transient provider failures: tries per job, and the first back-off in seconds (doubling).
+    job_max_attempts: int = Field(default=4, ge=1, le=20)
+    job_retry_delay: float = Field(default=2.0, ge=0)
+    # A job that has no result after this many seconds is stopped.
+    job_deadline: int = Field(default=900, ge=10)
 
     @field_validator("bot_token")
     @classmethod
@@ -107,13 +137,33 @@ class Settings(BaseSettings):
             raise ValueError("unknown log level")
         return value
 
-    @field_validator("telegram_api_base")
+    @field_validator(
+        "telegram_api_base",
+        "replicate_base_url",
+        "openai_base_url",
+        "gemini_base_url",
+        "hf_base_url",
+    )
     @classmethod
     def _api_base(cls, value: str) -> str:
         value = value.strip().rstrip("/")
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL")
         return value
+
+    def provider_keys(self) -> dict[str, str]:
+        """The configured providers and their keys (empty keys count as not configured)."""
+        keys = {
+            "replicate": self.replicate_api_token,
+            "openai": self.openai_api_key,
+            "gemini": self.gemini_api_key,
+            "huggingface": self.hf_token,
+        }
+        return {
+            name: key.get_secret_value().strip()
+            for name, key in keys.items()
+            if key is not None and key.get_secret_value().strip()
+        }
 
     @property
     def is_sqlite(self) -> bool:
@@ -132,7 +182,9 @@ class Settings(BaseSettings):
         shown: dict[str, str] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if name == "database_url":
+            if value is None:
+                shown[name.upper()] = "(not set)"
+            elif name == "database_url":
                 shown[name.upper()] = mask_url(value.get_secret_value())
             elif isinstance(value, SecretStr):
                 shown[name.upper()] = mask_secret(value.get_secret_value())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -13,33 +14,79 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lumigram.bot.app import build_bot, build_dispatcher
 from lumigram.bot.commands import register_commands
 from lumigram.bot.i18n import build_i18n
+from lumigram.bot.notifier import TelegramNotifier
+from lumigram.catalog import load_catalog
 from lumigram.config import Settings
+from lumigram.container import Infrastructure, billing_for, worker_policy
 from lumigram.db.engine import create_engine, create_sessionmaker
 from lumigram.db.mapping import map_entities
 from lumigram.db.migrate import current_revision, upgrade
+from lumigram.db.repositories.templates import TemplateRepository
+from lumigram.db.uow import unit_of_work_factory
+from lumigram.providers.registry import build_providers
+from lumigram.queue.inprocess import InProcessQueue
+from lumigram.services.worker import JobRunner
+from lumigram.storage.local import LocalStorage
 
 log = logging.getLogger(__name__)
 
 
 class BotApplication:
-    """Owns the engine, the bot and the dispatcher for one run."""
+    """Owns the engine, the bot, the dispatcher and the in-process workers for one run."""
 
     def __init__(self, settings: Settings, *, extra_routers: Sequence[Router] = ()) -> None:
         self.settings = settings
         map_entities()
         self.engine: AsyncEngine = create_engine(settings.database_url.get_secret_value())
+        self.sessionmaker = create_sessionmaker(self.engine)
         self.i18n: I18n = build_i18n(settings.default_language)
         self.bot: Bot = build_bot(settings)
-        self.dispatcher: Dispatcher = build_dispatcher(
-            settings, create_sessionmaker(self.engine), self.i18n, extra_routers
+        self.queue = InProcessQueue(concurrency=settings.worker_concurrency)
+        self.catalog = load_catalog(override=settings.catalog_file)
+        self.infra = Infrastructure(
+            settings=settings,
+            catalog=self.catalog,
+            providers=build_providers(settings),
+            storage=LocalStorage(settings.storage_dir),
+            dispatcher=self.queue,
         )
+        self.notifier = TelegramNotifier(self.bot, self.i18n, self.catalog)
+        self.runner = JobRunner(
+            unit_of_work_factory(self.sessionmaker, billing_for),
+            self.infra.providers,
+            self.infra.storage,
+            self.notifier,
+            self.queue,
+            worker_policy(settings),
+        )
+        self.dispatcher: Dispatcher = build_dispatcher(
+            self.infra, self.sessionmaker, self.i18n, self.notifier, extra_routers=extra_routers
+        )
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
-        """Migrate the database and register the command menus."""
+        """Migrate, register the command menus, and start the workers."""
         await upgrade(self.engine)
         me = await self.bot.me()
         log.info("starting @%s (id %s)", me.username, me.id)
         await register_commands(self.bot, self.i18n)
+        await self._load_mode_titles()
+        self.queue.start(self.runner.run_step)
+        await self.runner.recover()  # jobs interrupted by the last stop carry on
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="lumigram-sweeper")
+
+    async def _load_mode_titles(self) -> None:
+        async with self.sessionmaker() as session:
+            templates = await TemplateRepository(session).list_active()
+        self.notifier.mode_titles = {t.slug: dict(t.titles) for t in templates}
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            try:
+                await self.runner.sweep()
+            except Exception:
+                log.exception("sweeper failed; trying again at the next interval")
 
     async def run_polling(self, *, handle_signals: bool = True, polling_timeout: int = 25) -> None:
         await self.dispatcher.start_polling(
@@ -54,6 +101,13 @@ class BotApplication:
             await self.dispatcher.stop_polling()
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.queue.stop()
+        for provider in self.infra.providers.values():
+            await provider.aclose()
         await self.bot.session.close()
         await self.engine.dispose()
 

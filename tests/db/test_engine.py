@@ -53,7 +53,8 @@ async def test_timestamps_come_back_timezone_aware(engine: AsyncEngine) -> None:
         )
     async with engine.connect() as conn:
         row = (await conn.execute(tables.users.select())).one()
-    assert row.created_at == now and row.created_at.tzinfo is not None
+    assert row.created_at == now
+    assert row.created_at.tzinfo is not None
 
 
 def test_naive_datetimes_are_refused() -> None:

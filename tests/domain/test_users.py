@@ -32,13 +32,20 @@ def test_parse_start_payload_never_accepts_garbage(payload: str) -> None:
     code = parse_start_payload(payload)
     if code is not None:
         assert payload == f"ref_{code}"
-        assert code.isalnum() and code.islower() or code.isdigit()
+        assert (code.isalnum() and code.islower()) or code.isdigit()
 
 
 def test_needs_refresh_only_when_something_changed_or_stale() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    user = User(id=1, language="en", referral_code="abcdefgh", created_at=now, last_seen_at=now,
-                first_name="Ann", username="ann")
+    user = User(
+        id=1,
+        language="en",
+        referral_code="abcdefgh",
+        created_at=now,
+        last_seen_at=now,
+        first_name="Ann",
+        username="ann",
+    )
     window = timedelta(minutes=5)
     later = now + timedelta(minutes=1)
     assert not user.needs_refresh(username="ann", first_name="Ann", now=later, resolution=window)

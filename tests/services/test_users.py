@@ -42,7 +42,9 @@ async def test_first_contact_creates_the_user_in_their_language(sessionmaker: Se
     assert registration.created
     assert registration.user.language == "ru"
     async with sessionmaker() as session:
-        again = await service(session).register_contact(Contact(user_id=42, first_name="Ann", username="ann"))
+        again = await service(session).register_contact(
+            Contact(user_id=42, first_name="Ann", username="ann")
+        )
     assert not again.created
     assert again.user.referral_code == registration.user.referral_code
 
@@ -62,7 +64,9 @@ async def test_no_write_when_nothing_changed(sessionmaker: Sessions) -> None:
     first_seen = clock.now
     clock.now += timedelta(seconds=30)
     async with sessionmaker() as session:
-        user = (await service(session, clock).register_contact(Contact(user_id=7, first_name="Bo"))).user
+        user = (
+            await service(session, clock).register_contact(Contact(user_id=7, first_name="Bo"))
+        ).user
     assert user.last_seen_at == first_seen  # within the resolution: not written
     clock.now += timedelta(minutes=10)
     async with sessionmaker() as session:
@@ -75,15 +79,20 @@ async def test_no_write_when_nothing_changed(sessionmaker: Sessions) -> None:
 
 async def test_admin_ids_grant_the_admin_role(sessionmaker: Sessions) -> None:
     async with sessionmaker() as session:
-        user = (await service(session, admin_ids=frozenset({9})).register_contact(
-            Contact(user_id=9, first_name="Root"))).user
+        user = (
+            await service(session, admin_ids=frozenset({9})).register_contact(
+                Contact(user_id=9, first_name="Root")
+            )
+        ).user
     assert user.is_admin
 
 
 async def test_concurrent_first_contacts_create_one_user(sessionmaker: Sessions) -> None:
     async def register() -> bool:
         async with sessionmaker() as session:
-            return (await service(session).register_contact(Contact(user_id=77, first_name="Z"))).created
+            return (
+                await service(session).register_contact(Contact(user_id=77, first_name="Z"))
+            ).created
 
     created = await asyncio.gather(*(register() for _ in range(8)))
     assert sum(created) == 1
@@ -112,8 +121,11 @@ async def test_ban_is_audited_in_the_same_transaction(sessionmaker: Sessions) ->
         users = service(session)
         await users.register_contact(Contact(user_id=5, first_name="E"))
         banned = await users.set_ban(actor_id=None, user_id=5, banned=True, reason="spam")
-        assert banned is not None and banned.is_banned
+        assert banned is not None
+        assert banned.is_banned
         assert await users.set_ban(actor_id=None, user_id=404, banned=True) is None
     async with sessionmaker() as session:
         rows = (await session.execute(select(tables.audit_log))).all()
-    assert [(r.action, r.target_id, r.details) for r in rows] == [("user.ban", "5", {"reason": "spam"})]
+    assert [(r.action, r.target_id, r.details) for r in rows] == [
+        ("user.ban", "5", {"reason": "spam"})
+    ]

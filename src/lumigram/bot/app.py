@@ -1,4 +1,4 @@
-"""Assembling the aiogram Bot and Dispatcher from settings."""
+"""Assembling the aiogram Bot and Dispatcher."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,8 +17,10 @@ from lumigram.bot.i18n import UserLocaleMiddleware
 from lumigram.bot.middlewares.db import DbSessionMiddleware
 from lumigram.bot.middlewares.throttling import ThrottlingMiddleware, TokenBuckets
 from lumigram.bot.middlewares.users import UserMiddleware
+from lumigram.bot.notifier import TelegramNotifier
 from lumigram.bot.session import build_session
 from lumigram.config import Settings
+from lumigram.container import Infrastructure
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -28,19 +32,31 @@ def build_bot(settings: Settings) -> Bot:
 
 
 def build_dispatcher(
-    settings: Settings,
+    infra: Infrastructure,
     sessionmaker: async_sessionmaker[AsyncSession],
     i18n: I18n,
+    notifier: TelegramNotifier,
+    *,
+    storage: BaseStorage | None = None,
     extra_routers: Sequence[Router] = (),
 ) -> Dispatcher:
     """The dispatcher with every feature router; ``extra_routers`` (plugins, tests) go first."""
-    dispatcher = Dispatcher(settings=settings, i18n=i18n)
+    settings = infra.settings
+    dispatcher = Dispatcher(
+        storage=storage or MemoryStorage(),
+        # One update at a time per user: an album of reference photos must not race
+        # on the conversation state.
+        events_isolation=SimpleEventIsolation(),
+        settings=settings,
+        i18n=i18n,
+        notifier=notifier,
+    )
     # Outer middlewares on `update` run in registration order, after aiogram's own
     # error and user-context middlewares, so `event_from_user` is known to all.
     dispatcher.update.outer_middleware(
         ThrottlingMiddleware(TokenBuckets(settings.throttle_rate, settings.throttle_burst), i18n)
     )
-    dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker, settings))
+    dispatcher.update.outer_middleware(DbSessionMiddleware(sessionmaker, infra))
     dispatcher.update.outer_middleware(UserMiddleware(i18n))
     dispatcher.update.outer_middleware(UserLocaleMiddleware(i18n))
     dispatcher.include_routers(*extra_routers, *get_routers())

@@ -9,6 +9,8 @@ from aiogram.filters.callback_data import CallbackData
 
 class MenuAction(StrEnum):
     MAIN = "main"
+    GENERATE = "generate"
+    HISTORY = "history"
     HELP = "help"
     LANGUAGE = "language"
 
@@ -19,3 +21,37 @@ class MenuCallback(CallbackData, prefix="menu"):
 
 class LanguageCallback(CallbackData, prefix="lang"):
     code: str
+
+
+class GenerateStep(StrEnum):
+    START = "start"  # the model picker
+    MODEL = "model"  # value: model id
+    MODE = "mode"  # value: template slug
+    BACK_TO_MODELS = "models"
+    BACK_TO_MODES = "modes"
+    CONFIRM = "confirm"
+    SETTINGS = "settings"
+    SETTING = "setting"  # value: setting name; opens its choices
+    SET = "set"  # value: "<setting>=<choice>"
+    EDIT_PROMPT = "prompt"
+    CLEAR_REFERENCES = "clear_refs"
+    SUMMARY = "summary"
+    CANCEL = "cancel"
+
+
+class GenerateCallback(CallbackData, prefix="gen"):
+    step: GenerateStep
+    value: str = ""
+
+
+class JobAction(StrEnum):
+    REGENERATE = "regen"
+    CHANGE_PROMPT = "prompt"
+    USE_AS_REFERENCE = "ref"
+    RESEND = "resend"
+    CANCEL = "cancel"
+
+
+class JobCallback(CallbackData, prefix="job"):
+    action: JobAction
+    job_id: int

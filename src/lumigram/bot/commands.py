@@ -12,6 +12,9 @@ from lumigram.domain.users import SUPPORTED_LANGUAGES
 # (command, description) — descriptions are msgids translated per language.
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", N_("Welcome and main menu")),
+    ("generate", N_("Create an image")),
+    ("history", N_("Your recent images")),
+    ("cancel", N_("Stop the current generation")),
     ("menu", N_("Main menu")),
     ("language", N_("Change the language")),
     ("help", N_("How to use the bot")),

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
 from aiogram.utils.i18n import gettext as _
 
+from lumigram.catalog import ModelSpec
+from lumigram.domain.jobs import ErrorClass, Job, JobStatus
+from lumigram.domain.prompts import PromptError, PromptProblem
 from lumigram.domain.users import User
+from lumigram.services.generation import Draft, Quote
+
+CAPTION_LIMIT = 1024
 
 
 def welcome(user: User) -> str:
@@ -24,7 +31,10 @@ def menu() -> str:
 def help_text() -> str:
     return _(
         "<b>How to use Lumigram</b>\n\n"
-        "/start — welcome and main menu\n"
+        "/generate — create an image: pick a model and a mode, describe the picture, "
+        "optionally add reference photos and settings, confirm\n"
+        "/history — your recent images, to re-send or regenerate\n"
+        "/cancel — stop the image being generated\n"
         "/menu — main menu\n"
         "/language — change the language\n"
         "/help — this help"
@@ -60,3 +70,228 @@ def unknown_message() -> str:
 
 def error_happened() -> str:
     return _("😔 Something went wrong on our side. Please try again in a moment.")
+
+
+# --- generation ----------------------------------------------------------------
+
+
+def choose_model(models: Sequence[ModelSpec], language: str) -> str:
+    lines = [_("🎨 <b>Choose a model</b>")]
+    for model in models:
+        lines.append(f"• <b>{escape(model.name)}</b> — {escape(model.description_for(language))}")
+    return "\n".join(lines)
+
+
+def choose_mode(model: ModelSpec) -> str:
+    return _("🎨 Model: <b>{model}</b>\nNow choose a mode:").format(model=escape(model.name))
+
+
+def ask_prompt(model: ModelSpec, mode: str, limit: int) -> str:
+    text = _(
+        "✍️ <b>{mode}</b> · {model}\n\n"
+        "Send me what to draw, in your own words (up to {limit} characters)."
+    ).format(mode=escape(mode), model=escape(model.name), limit=limit)
+    refs = model.capabilities.max_reference_images
+    if refs:
+        text += "\n" + _("You can also send up to {count} reference photos.").format(count=refs)
+    return text
+
+
+def prompt_problem(error: PromptError, length: int) -> str:
+    if error.problem is PromptProblem.TOO_LONG:
+        return _(
+            "That prompt is too long: {length} characters, the limit is {limit}. "
+            "Please shorten it and send it again."
+        ).format(length=length, limit=error.limit)
+    if error.problem is PromptProblem.NO_TEXT:
+        return _("That message has no text I can use. Please describe the picture in words.")
+    return _("Please send the prompt as a text message.")
+
+
+def summary(quote: Quote, draft: Draft, language: str) -> str:
+    model = quote.model
+    caps = model.capabilities
+    lines = [
+        _("🧾 <b>Check your request</b>"),
+        "",
+        _("Model: <b>{model}</b>").format(model=escape(model.name)),
+        _("Mode: <b>{mode}</b>").format(mode=escape(quote.template.title(language))),
+        _("Prompt: <i>{prompt}</i>").format(prompt=escape(draft.prompt)),
+    ]
+    lines.extend(setting_lines(quote, language))
+    if caps.max_reference_images:
+        lines.append(
+            _("Reference images: {count} of {limit}").format(
+                count=len(draft.reference_keys), limit=caps.max_reference_images
+            )
+        )
+    lines += ["", _("Price: <b>{price} credits</b>").format(price=quote.price)]
+    if model.provider == "demo":
+        lines.append(demo_notice())
+    if caps.max_reference_images and len(draft.reference_keys) < caps.max_reference_images:
+        lines.append(_("Send photos to add reference images."))
+    return "\n".join(lines)
+
+
+def setting_lines(quote: Quote, language: str) -> list[str]:
+    settings, caps = quote.settings, quote.model.capabilities
+    lines = [
+        _("Aspect ratio: {value}").format(value=settings.get("aspect_ratio", "—"))
+        + " · "
+        + _("Format: {value}").format(value=str(settings.get("output_format", "—")).upper())
+        + " · "
+        + _("Images: {value}").format(value=settings.get("num_outputs", 1))
+    ]
+    if caps.seed:
+        seed = settings.get("seed")
+        lines.append(_("Seed: {value}").format(value=seed if seed is not None else _("random")))
+    if caps.prompt_upsampling:
+        lines.append(
+            _("Prompt upsampling: {value}").format(
+                value=_("on") if settings.get("prompt_upsampling") else _("off")
+            )
+        )
+    if caps.negative_prompt:
+        negative = settings.get("negative_prompt")
+        lines.append(
+            _("Negative prompt: {value}").format(value=escape(negative) if negative else _("none"))
+        )
+    return lines
+
+
+def settings_screen() -> str:
+    return _("⚙️ <b>Settings</b>\nChoose what to change:")
+
+
+def choose_value(setting: str) -> str:
+    names = {
+        "aspect_ratio": _("Aspect ratio"),
+        "output_format": _("Format"),
+        "num_outputs": _("Number of images"),
+    }
+    return _("⚙️ <b>{setting}</b>: choose a value").format(setting=names.get(setting, setting))
+
+
+def ask_seed(limit: int) -> str:
+    return _("Send the seed as a whole number from 0 to {limit}, or press Random.").format(
+        limit=limit
+    )
+
+
+def bad_seed(limit: int) -> str:
+    return _("The seed must be a whole number from 0 to {limit}.").format(limit=limit)
+
+
+def ask_negative_prompt() -> str:
+    return _("Send the negative prompt (what the image should avoid), or press Clear.")
+
+
+def demo_notice() -> str:
+    return _("🧪 Demo model: images are drawn offline, not by an AI model.")
+
+
+def queued(position: int) -> str:
+    return _("⏳ Your request is in the queue (position {position}).").format(position=position)
+
+
+def generating(percent: int | None, seconds: int) -> str:
+    if percent is not None:
+        return _("🎨 Generating… {percent}%").format(percent=percent)
+    return _("🎨 Generating… {seconds} s").format(seconds=seconds)
+
+
+def still_generating() -> str:
+    return _("⏳ Your previous image is still being generated. Wait for it or cancel it.")
+
+
+def cancelled() -> str:
+    return _("✖️ Generation cancelled.")
+
+
+def nothing_to_cancel() -> str:
+    return _("You have no generation in progress.")
+
+
+def draft_expired() -> str:
+    return _("This request has expired. Press Generate to start again.")
+
+
+def draft_invalid() -> str:
+    return _("This model or mode is no longer available. Please choose again.")
+
+
+def failure(job: Job) -> str:
+    error = ErrorClass(job.error_class) if job.error_class else ErrorClass.INTERNAL
+    if error is ErrorClass.SAFETY:
+        text = _("🚫 The model's safety filter declined this request. Try rephrasing it.")
+        if job.user_error:
+            text += "\n" + _("Reason: {reason}").format(reason=escape(job.user_error))
+        return text
+    if error is ErrorClass.UNAVAILABLE:
+        return _("⚠️ This model is temporarily unavailable. Please try another model or later.")
+    if error is ErrorClass.INVALID_INPUT:
+        return _("⚠️ The model could not process this request. Try a different prompt or settings.")
+    if error is ErrorClass.TIMEOUT:
+        return _("⌛ The generation took too long and was stopped. Please try again.")
+    return _("😔 The generation failed. Please try again.")
+
+
+def reference_added(count: int, limit: int) -> str:
+    return _("🖼 Reference image added ({count} of {limit}).").format(count=count, limit=limit)
+
+
+def reference_problem(reason: str, limit: int) -> str:
+    if reason == "size":
+        return _("That image is larger than 10 MB. Please send a smaller one.")
+    if reason == "count":
+        if limit == 0:
+            return _("This model does not take reference images.")
+        return _("This model takes at most {limit} reference images.").format(limit=limit)
+    return _("Please send a JPEG, PNG or WebP image.")
+
+
+def result_caption(job: Job, model_name: str, mode_title: str, is_demo: bool) -> str:
+    head = f"🎨 <b>{escape(model_name)}</b> · {escape(mode_title)}"
+    budget = CAPTION_LIMIT - len(head) - 120
+    prompt = job.prompt if len(job.prompt) <= budget else job.prompt[: budget - 1] + "…"
+    caption = f"{head}\n{escape(prompt)}"
+    if is_demo:
+        caption += "\n" + demo_notice()
+    return caption
+
+
+def originals() -> str:
+    return _("📎 Original files")
+
+
+def history(jobs: Sequence[Job], titles: dict[str, str]) -> str:
+    if not jobs:
+        return _("You have not generated anything yet.")
+    lines = [_("🕘 <b>Your recent generations</b>"), ""]
+    for job in jobs:
+        prompt = job.prompt if len(job.prompt) <= 60 else job.prompt[:59] + "…"
+        lines.append(
+            f"<b>#{job.id}</b> · {job.created_at:%Y-%m-%d %H:%M} · "
+            f"{escape(titles.get(job.mode, job.mode))} · {job_status(job.status)}\n"
+            f"<i>{escape(prompt)}</i>"
+        )
+    return "\n".join(lines)
+
+
+def job_status(status: str) -> str:
+    names = {
+        JobStatus.QUEUED.value: _("queued"),
+        JobStatus.RUNNING.value: _("in progress"),
+        JobStatus.SUCCEEDED.value: _("done"),
+        JobStatus.FAILED.value: _("failed"),
+        JobStatus.CANCELLED.value: _("cancelled"),
+    }
+    return names.get(status, status)
+
+
+def job_not_found() -> str:
+    return _("That generation is no longer available.")
+
+
+def no_reference_model() -> str:
+    return _("None of the available models takes reference images.")

@@ -76,7 +76,8 @@ class SkipMalformedUpdates(BaseRequestMiddleware):
                 raise
             return self._salvage(bot, exc.data["result"])  # type: ignore[return-value]
 
-    def _salvage(self, bot: Bot, raw_updates: list[Any]) -> Response[list[Update]]:
+    def _salvage(self, bot: Bot, raw_updates: list[Any]) -> list[Update]:
+        # make_request hands back ``response.result`` (despite its annotation): the updates.
         good: list[Update] = []
         for raw in raw_updates:
             try:
@@ -86,7 +87,7 @@ class SkipMalformedUpdates(BaseRequestMiddleware):
                 log.error("dropped a malformed update %s", update_id)
                 if isinstance(update_id, int):
                     self._skip_to = max(self._skip_to or 0, update_id + 1)
-        return Response[list[Update]](ok=True, result=good)
+        return good
 
 
 def build_session(api_base: str, *, timeout: float = 60.0) -> AiohttpSession:

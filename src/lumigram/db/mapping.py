@@ -11,6 +11,8 @@ from sqlalchemy.orm import registry
 from lumigram.db import tables
 from lumigram.db.base import metadata
 from lumigram.domain.audit import AuditEntry
+from lumigram.domain.jobs import Job
+from lumigram.domain.templates import Template
 from lumigram.domain.users import User
 
 mapper_registry = registry(metadata=metadata)
@@ -23,4 +25,6 @@ def map_entities() -> None:
         return
     mapper_registry.map_imperatively(User, tables.users)
     mapper_registry.map_imperatively(AuditEntry, tables.audit_log)
+    mapper_registry.map_imperatively(Template, tables.templates)
+    mapper_registry.map_imperatively(Job, tables.jobs)
     _mapped = True

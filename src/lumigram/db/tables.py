@@ -7,12 +7,15 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
     String,
     Table,
+    Text,
     false,
+    true,
 )
 
 from lumigram.db.base import UTCDateTime, metadata
@@ -47,4 +50,68 @@ audit_log = Table(
     Column("details", JSON, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_audit_log_created_at", "created_at"),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Stable name of the built-in modes (nature, cars, ...); admin templates get one too.
+    Column("slug", String(64), nullable=False, unique=True),
+    # preset: wraps the user's subject in `prompt_template`; custom: the prompt as is;
+    # coloring: line art, post-processed into a printable black-and-white page.
+    Column("kind", String(16), nullable=False, server_default="preset"),
+    Column("titles", JSON, nullable=False),  # {"en": ..., "ru": ..., "uz": ...}
+    Column("prompt_template", Text, nullable=False, server_default="{subject}"),
+    Column("preferred_model_id", String(64)),
+    Column("preview_key", String(256)),
+    Column("sort_order", Integer, nullable=False, server_default="0"),
+    Column("is_trending", Boolean, nullable=False, server_default=false()),
+    Column("is_active", Boolean, nullable=False, server_default=true()),
+    Column("usage_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("model_id", String(64), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("provider_model", String(128), nullable=False),
+    Column("mode", String(64), nullable=False),
+    Column("template_id", Integer, ForeignKey("templates.id", ondelete="SET NULL")),
+    Column("prompt", Text, nullable=False),
+    Column("final_prompt", Text, nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("reference_files", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("step", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("provider_job_id", String(128)),
+    Column("progress", Float),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("polls", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_expires_at", UTCDateTime()),
+    # Whoever claimed the current step; writes after a step are conditional on it.
+    Column("lease_token", String(32)),
+    Column("error_class", String(32)),
+    Column("error_message", Text),
+    Column("user_error", Text),
+    Column("status_message_id", BigInteger),
+    # The text the status message shows now, so a restarted worker never re-sends it.
+    Column("status_text", String(256)),
+    Column("result_files", JSON, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("delivered_at", UTCDateTime()),
+    Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
+    # The sweeper's query: active jobs that are due.
+    Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
 )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol
 
 from lumigram.domain.audit import AuditEntry
+from lumigram.domain.jobs import Job, ResultFile
+from lumigram.domain.templates import Template
 from lumigram.domain.users import User
 
 
@@ -30,3 +35,130 @@ class UserGateway(Protocol):
 
 class AuditGateway(Protocol):
     async def add(self, entry: AuditEntry) -> None: ...
+
+
+class JobGateway(Protocol):
+    async def add(self, job: Job) -> None: ...
+
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def lock_user(self, user_id: int) -> None:
+        """Serialise job creation per user (a row lock on PostgreSQL; SQLite's
+        BEGIN IMMEDIATE already serialises writers)."""
+        ...
+
+    async def active_for_user(self, user_id: int) -> list[Job]: ...
+
+    async def recent_for_user(self, user_id: int, limit: int) -> list[Job]: ...
+
+    async def claim(
+        self, job_id: int, *, now: datetime, lease_until: datetime, token: str
+    ) -> Job | None:
+        """Take the job's next step with one conditional update; None if it is not
+        active, not due, or leased by someone else (a duplicate dispatch)."""
+        ...
+
+    async def update_leased(self, job_id: int, token: str, values: dict[str, Any]) -> bool:
+        """Write ``values`` only if we still hold the lease; False if we lost it."""
+        ...
+
+    async def cancel_active(self, job_id: int, *, user_id: int | None, now: datetime) -> Job | None:
+        """Mark an active job cancelled (conditional update); the job, or None if not active."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> list[int]:
+        """Active jobs whose next step is due and whose lease is free or expired."""
+        ...
+
+    async def release_all_leases(self) -> int:
+        """Forget every lease (embedded mode at start-up: no other worker can hold one)."""
+        ...
+
+    async def queue_position(self, job: Job) -> int:
+        """1-based place among queued jobs (higher priority first, then oldest)."""
+        ...
+
+
+class TemplateGateway(Protocol):
+    async def list_active(self) -> list[Template]: ...
+
+    async def get(self, template_id: int) -> Template | None: ...
+
+    async def get_by_slug(self, slug: str) -> Template | None: ...
+
+    async def count_use(self, template_id: int) -> None: ...
+
+
+class FileStorage(Protocol):
+    async def put(self, key: str, data: bytes, content_type: str) -> str: ...
+
+    async def get(self, key: str) -> bytes: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class JobDispatcher(Protocol):
+    """Hands a job id to a worker; messages carry only the id (the jobs table is the truth)."""
+
+    async def dispatch(self, job_id: int, *, delay: float = 0.0, priority: int = 0) -> None: ...
+
+
+class Billing(Protocol):
+    """The money seam of the job lifecycle. Each call runs inside the job's transaction."""
+
+    async def reserve(self, job: Job, price: int) -> None:
+        """Hold the price when the job is queued; raise to refuse the job."""
+        ...
+
+    async def capture(self, job: Job, delivered_outputs: int) -> None:
+        """Charge for what was delivered (only the outputs that succeeded)."""
+        ...
+
+    async def release(self, job: Job) -> None:
+        """Give the hold back: the job failed or was cancelled."""
+        ...
+
+
+class JobNotifier(Protocol):
+    """Tells the user how their job is going (the bot adapter implements it)."""
+
+    def progress_text(self, job: Job) -> str:
+        """The status text for the job as it is now."""
+        ...
+
+    async def show_progress(self, job: Job, text: str) -> int | None:
+        """Put ``text`` in the status message; the id of a new status message if one was sent."""
+        ...
+
+    async def deliver(self, job: Job, outputs: list[tuple[ResultFile, bytes]]) -> list[ResultFile]:
+        """Send the results; returns them with the Telegram file ids they got."""
+        ...
+
+    async def failed(self, job: Job) -> None: ...
+
+    async def cancelled(self, job: Job) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every gateway a use case needs."""
+
+    @property
+    def users(self) -> UserGateway: ...
+
+    @property
+    def jobs(self) -> JobGateway: ...
+
+    @property
+    def templates(self) -> TemplateGateway: ...
+
+    @property
+    def billing(self) -> Billing: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]

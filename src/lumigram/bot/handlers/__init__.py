@@ -1,19 +1,23 @@
-"""One router per feature; ``get_routers`` gives them in the order they must be included."""
+"""One router per feature. Each module builds a fresh Router (a router can belong to one
+dispatcher only), and ``get_routers`` gives them in the order they must be included."""
 
 from __future__ import annotations
 
 from aiogram import Router
 
-from lumigram.bot.handlers import errors, fallback, help_screen, language, menu, start
+from lumigram.bot.handlers import (
+    errors,
+    fallback,
+    generate,
+    help_screen,
+    jobs,
+    language,
+    menu,
+    start,
+)
 
 
 def get_routers() -> list[Router]:
     # fallback last: it catches whatever no feature router handled.
-    return [
-        errors.router,
-        start.router,
-        menu.router,
-        help_screen.router,
-        language.router,
-        fallback.router,
-    ]
+    modules = (errors, start, menu, help_screen, language, jobs, generate, fallback)
+    return [module.create_router() for module in modules]

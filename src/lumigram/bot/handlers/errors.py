@@ -13,11 +13,9 @@ from aiogram.utils.i18n import I18n
 from lumigram.bot import render
 from lumigram.domain.users import User, pick_language
 
-router = Router(name=__name__)
 log = logging.getLogger(__name__)
 
 
-@router.errors()
 async def on_error(event: ErrorEvent, bot: Bot, i18n: I18n, user: User | None = None) -> bool:
     update = event.update
     log.error(
@@ -41,3 +39,9 @@ async def on_error(event: ErrorEvent, bot: Bot, i18n: I18n, user: User | None = 
         elif update.message is not None and update.message.chat.type == "private":
             await bot.send_message(update.message.chat.id, text)
     return True
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.errors.register(on_error)
+    return router

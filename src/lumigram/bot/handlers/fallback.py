@@ -7,15 +7,18 @@ from aiogram.types import CallbackQuery, Message
 
 from lumigram.bot import render
 
-router = Router(name=__name__)
 
-
-@router.callback_query()
 async def unknown_button(callback: CallbackQuery) -> None:
     await callback.answer(render.stale_button(), show_alert=True)
 
 
-@router.message()
 async def unknown_message(message: Message) -> None:
     if message.chat.type == "private":
         await message.answer(render.unknown_message())
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(unknown_button)
+    router.message.register(unknown_message)
+    return router

@@ -11,20 +11,15 @@ from lumigram.bot.messages import edit_or_send
 from lumigram.container import Services
 from lumigram.domain.users import SUPPORTED_LANGUAGES, User
 
-router = Router(name=__name__)
 
-
-@router.message(Command("language"))
 async def language_command(message: Message, user: User) -> None:
     await message.answer(render.language_prompt(), reply_markup=keyboards.languages(user.language))
 
 
-@router.callback_query(MenuCallback.filter(F.action == MenuAction.LANGUAGE))
 async def language_button(callback: CallbackQuery, user: User) -> None:
     await edit_or_send(callback, render.language_prompt(), keyboards.languages(user.language))
 
 
-@router.callback_query(LanguageCallback.filter(F.code.in_(SUPPORTED_LANGUAGES)))
 async def choose_language(
     callback: CallbackQuery,
     callback_data: LanguageCallback,
@@ -41,3 +36,15 @@ async def choose_language(
             keyboards.main_menu(),
             notice=render.language_changed(),
         )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(language_command, Command("language"))
+    router.callback_query.register(
+        language_button, MenuCallback.filter(F.action == MenuAction.LANGUAGE)
+    )
+    router.callback_query.register(
+        choose_language, LanguageCallback.filter(F.code.in_(SUPPORTED_LANGUAGES))
+    )
+    return router

@@ -9,14 +9,15 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from lumigram.config import Settings
-from lumigram.container import Services
+from lumigram.container import Infrastructure, Services
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], infra: Infrastructure
+    ) -> None:
         self._sessionmaker = sessionmaker
-        self._settings = settings
+        self._infra = infra
 
     async def __call__(
         self,
@@ -26,5 +27,5 @@ class DbSessionMiddleware(BaseMiddleware):
     ) -> Any:
         # Services commit their own work; closing rolls back anything left open.
         async with self._sessionmaker() as session:
-            data["services"] = Services(session, self._settings)
+            data["services"] = Services(session, self._infra)
             return await handler(event, data)

@@ -1,0 +1,567 @@
+"""The generation conversation: model -> mode -> prompt -> (references, settings) -> confirm.
+
+Navigation edits one screen message; the draft is kept in the FSM data and is
+only turned into a job (by GenerationService.queue) on confirmation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+
+from lumigram.bot import keyboards, render
+from lumigram.bot.callbacks import GenerateCallback, GenerateStep
+from lumigram.bot.messages import edit_or_send
+from lumigram.bot.states import GenerateForm
+from lumigram.catalog.loader import MAX_SEED
+from lumigram.container import Services
+from lumigram.domain.prompts import PromptError, PromptProblem
+from lumigram.domain.users import User
+from lumigram.services.generation import (
+    MAX_REFERENCE_BYTES,
+    REFERENCE_TYPES,
+    ActiveJobLimitError,
+    Draft,
+    DraftError,
+    GenerationService,
+    InvalidReferenceError,
+)
+
+DRAFT = "draft"
+SCREEN = "screen"  # id of the message the conversation edits
+
+
+async def load_draft(state: FSMContext) -> Draft | None:
+    data = await state.get_data()
+    return Draft.from_state(data[DRAFT]) if DRAFT in data else None
+
+
+async def save_draft(state: FSMContext, draft: Draft) -> None:
+    await state.update_data({DRAFT: draft.to_state()})
+
+
+# --- entry and choices -----------------------------------------------------------
+
+
+async def start_command(
+    message: Message, state: FSMContext, services: Services, user: User
+) -> None:
+    generation = services.generation
+    draft = Draft(model_id=generation.default_model().id, template_slug="")
+    await state.set_state(GenerateForm.choosing)
+    await state.set_data({DRAFT: draft.to_state()})
+    sent = await message.answer(
+        render.choose_model(generation.models(), user.language),
+        reply_markup=keyboards.models(generation.models(), draft.model_id),
+    )
+    await state.update_data({SCREEN: sent.message_id})
+
+
+async def start_button(
+    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+) -> None:
+    generation = services.generation
+    draft = Draft(model_id=generation.default_model().id, template_slug="")
+    await state.set_state(GenerateForm.choosing)
+    await state.set_data({DRAFT: draft.to_state()})
+    await show_models(callback, generation, draft, user)
+
+
+async def show_models(
+    callback: CallbackQuery, generation: GenerationService, draft: Draft, user: User
+) -> None:
+    models = generation.models()
+    await edit_or_send(
+        callback,
+        render.choose_model(models, user.language),
+        keyboards.models(models, draft.model_id),
+    )
+
+
+async def pick_model(
+    callback: CallbackQuery,
+    callback_data: GenerateCallback,
+    state: FSMContext,
+    services: Services,
+    user: User,
+) -> None:
+    draft = await load_draft(state)
+    model = services.generation.model(callback_data.value)
+    if draft is None or model is None:
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    if model.id != draft.model_id:  # another model: its own defaults
+        draft = Draft(model_id=model.id, template_slug=draft.template_slug, prompt=draft.prompt)
+    await save_draft(state, draft)
+    await state.set_state(GenerateForm.choosing)
+    templates = await services.generation.templates()
+    await edit_or_send(
+        callback, render.choose_mode(model), keyboards.modes(templates, user.language)
+    )
+
+
+async def back_to_models(
+    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+) -> None:
+    draft = await load_draft(state)
+    if draft is None:
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    await state.set_state(GenerateForm.choosing)
+    await show_models(callback, services.generation, draft, user)
+
+
+async def pick_mode(
+    callback: CallbackQuery,
+    callback_data: GenerateCallback,
+    state: FSMContext,
+    services: Services,
+    user: User,
+) -> None:
+    draft = await load_draft(state)
+    model = services.generation.model(draft.model_id) if draft else None
+    templates = {t.slug: t for t in await services.generation.templates()}
+    template = templates.get(callback_data.value)
+    if draft is None or model is None or template is None:
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    draft = Draft(
+        model_id=draft.model_id,
+        template_slug=template.slug,
+        prompt=draft.prompt,
+        settings=draft.settings,
+        reference_keys=draft.reference_keys,
+    )
+    await save_draft(state, draft)
+    await state.set_state(GenerateForm.prompt)
+    await edit_or_send(
+        callback,
+        render.ask_prompt(
+            model, template.title(user.language), services.generation.policy.max_prompt_length
+        ),
+        keyboards.prompt_input(),
+    )
+
+
+async def back_to_modes(
+    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+) -> None:
+    draft = await load_draft(state)
+    model = services.generation.model(draft.model_id) if draft else None
+    if model is None:
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    await state.set_state(GenerateForm.choosing)
+    templates = await services.generation.templates()
+    await edit_or_send(
+        callback, render.choose_mode(model), keyboards.modes(templates, user.language)
+    )
+
+
+# --- the prompt and references ------------------------------------------------------
+
+
+async def receive_prompt(
+    message: Message, state: FSMContext, services: Services, user: User, bot: Bot
+) -> None:
+    draft = await load_draft(state)
+    if draft is None:
+        await message.answer(render.draft_expired())
+        return
+    try:
+        prompt = services.generation.clean_prompt(message.text)
+    except PromptError as error:
+        await message.answer(render.prompt_problem(error, len(message.text or "")))
+        return  # same state: a second chance
+    draft = Draft(
+        model_id=draft.model_id,
+        template_slug=draft.template_slug,
+        prompt=prompt,
+        settings=draft.settings,
+        reference_keys=draft.reference_keys,
+    )
+    await save_draft(state, draft)
+    await state.set_state(GenerateForm.summary)
+    await send_summary(message, state, services, user, bot, draft)
+
+
+async def receive_reference(
+    message: Message, state: FSMContext, services: Services, user: User, bot: Bot
+) -> None:
+    draft = await load_draft(state)
+    if draft is None:
+        await message.answer(render.draft_expired())
+        return
+    generation = services.generation
+    model = generation.model(draft.model_id)
+    limit = model.capabilities.max_reference_images if model else 0
+    data = await download_image(message, bot)
+    try:
+        if data is None:
+            raise InvalidReferenceError("type")
+        key = await generation.add_reference(
+            user.id, data, draft.model_id, len(draft.reference_keys)
+        )
+    except InvalidReferenceError as error:
+        await message.answer(render.reference_problem(error.reason, limit))
+        return
+    draft = Draft(
+        model_id=draft.model_id,
+        template_slug=draft.template_slug,
+        prompt=draft.prompt,
+        settings=draft.settings,
+        reference_keys=(*draft.reference_keys, key),
+    )
+    await save_draft(state, draft)
+    await message.answer(render.reference_added(len(draft.reference_keys), limit))
+    if message.caption and not draft.prompt:
+        message_text = message.caption
+        try:
+            prompt = generation.clean_prompt(message_text)
+        except PromptError as error:
+            await message.answer(render.prompt_problem(error, len(message_text)))
+            return
+        draft = Draft(
+            model_id=draft.model_id,
+            template_slug=draft.template_slug,
+            prompt=prompt,
+            settings=draft.settings,
+            reference_keys=draft.reference_keys,
+        )
+        await save_draft(state, draft)
+    if draft.prompt:
+        await state.set_state(GenerateForm.summary)
+        await send_summary(message, state, services, user, bot, draft)
+
+
+async def download_image(message: Message, bot: Bot) -> bytes | None:
+    """The bytes of a photo or an image document; None for anything else or too big."""
+    if message.photo:
+        file_id, size = message.photo[-1].file_id, message.photo[-1].file_size
+    elif message.document and (message.document.mime_type or "") in REFERENCE_TYPES:
+        file_id, size = message.document.file_id, message.document.file_size
+    else:
+        return None
+    if size is not None and size > MAX_REFERENCE_BYTES:
+        return b"\0" * (MAX_REFERENCE_BYTES + 1)  # let the service say "too large"
+    buffer = io.BytesIO()
+    await bot.download(file_id, destination=buffer)
+    return buffer.getvalue()
+
+
+async def not_a_prompt(message: Message) -> None:
+    await message.answer(render.prompt_problem(PromptError(PromptProblem.EMPTY, 0), 0))
+
+
+# --- the summary (confirmation) screen ----------------------------------------------
+
+
+async def send_summary(
+    message: Message, state: FSMContext, services: Services, user: User, bot: Bot, draft: Draft
+) -> None:
+    """A fresh summary at the bottom of the chat; the previous screen is removed."""
+    rendered = await render_summary(services.generation, draft, user)
+    if rendered is None:
+        await state.clear()
+        await message.answer(render.draft_invalid())
+        return
+    text, markup = rendered
+    previous = (await state.get_data()).get(SCREEN)
+    sent = await message.answer(text, reply_markup=markup)
+    await state.update_data({SCREEN: sent.message_id})
+    if previous:
+        with contextlib.suppress(TelegramAPIError):
+            await bot.delete_message(message.chat.id, previous)
+
+
+async def render_summary(
+    generation: GenerationService, draft: Draft, user: User
+) -> tuple[str, InlineKeyboardMarkup] | None:
+    try:
+        quote = await generation.quote(draft)
+    except DraftError:
+        return None
+    return (
+        render.summary(quote, draft, user.language),
+        keyboards.summary(quote, len(draft.reference_keys)),
+    )
+
+
+async def show_summary(
+    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+) -> None:
+    draft = await load_draft(state)
+    rendered = await render_summary(services.generation, draft, user) if draft else None
+    if rendered is None:
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    await state.set_state(GenerateForm.summary)
+    await edit_or_send(callback, *rendered)
+
+
+async def edit_prompt(
+    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+) -> None:
+    draft = await load_draft(state)
+    model = services.generation.model(draft.model_id) if draft else None
+    if draft is None or model is None:
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    templates = {t.slug: t for t in await services.generation.templates()}
+    template = templates.get(draft.template_slug)
+    title = template.title(user.language) if template else draft.template_slug
+    await state.set_state(GenerateForm.prompt)
+    await edit_or_send(
+        callback,
+        render.ask_prompt(model, title, services.generation.policy.max_prompt_length),
+        keyboards.prompt_input(),
+    )
+
+
+async def clear_references(
+    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+) -> None:
+    draft = await load_draft(state)
+    if draft is None:
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    draft = Draft(
+        model_id=draft.model_id,
+        template_slug=draft.template_slug,
+        prompt=draft.prompt,
+        settings=draft.settings,
+    )
+    await save_draft(state, draft)
+    await show_summary(callback, state, services, user)
+
+
+async def cancel_draft(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await edit_or_send(callback, render.menu(), keyboards.main_menu())
+
+
+# --- settings --------------------------------------------------------------------------
+
+
+async def show_settings(callback: CallbackQuery, state: FSMContext, services: Services) -> None:
+    draft = await load_draft(state)
+    try:
+        quote = await services.generation.quote(draft) if draft else None
+    except DraftError:
+        quote = None
+    if quote is None:
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    await state.set_state(GenerateForm.summary)
+    await edit_or_send(callback, render.settings_screen(), keyboards.settings(quote))
+
+
+async def open_setting(
+    callback: CallbackQuery,
+    callback_data: GenerateCallback,
+    state: FSMContext,
+    services: Services,
+) -> None:
+    draft = await load_draft(state)
+    model = services.generation.model(draft.model_id) if draft else None
+    if draft is None or model is None:
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    caps, setting = model.capabilities, callback_data.value
+    quote = await services.generation.quote(draft)
+    choices: dict[str, list[str]] = {
+        "aspect_ratio": list(caps.aspect_ratios),
+        "output_format": list(caps.output_formats),
+        "num_outputs": [str(n) for n in range(1, caps.max_outputs + 1)],
+    }
+    if setting in choices:
+        current = str(quote.settings.get(setting, ""))
+        await edit_or_send(
+            callback,
+            render.choose_value(setting),
+            keyboards.setting_choices(setting, choices[setting], current),
+        )
+    elif setting == "seed" and caps.seed:
+        await state.set_state(GenerateForm.seed)
+        await edit_or_send(callback, render.ask_seed(MAX_SEED), keyboards.text_setting("seed"))
+    elif setting == "negative_prompt" and caps.negative_prompt:
+        await state.set_state(GenerateForm.negative)
+        await edit_or_send(
+            callback, render.ask_negative_prompt(), keyboards.text_setting("negative_prompt")
+        )
+    else:
+        await callback.answer(render.stale_button(), show_alert=True)
+
+
+def parse_setting(raw: str) -> tuple[str, Any] | None:
+    """``name=value`` from a button into a typed setting; None if malformed."""
+    name, _, value = raw.partition("=")
+    if name == "aspect_ratio" and re.fullmatch(r"\d+x\d+", value):
+        value = value.replace("x", ":")  # see keyboards.setting_choices
+    if name in ("aspect_ratio", "output_format"):
+        return (name, value) if value else None
+    if name == "num_outputs":
+        return (name, int(value)) if value.isdigit() else None
+    if name == "prompt_upsampling":
+        return (name, value == "on") if value in ("on", "off") else None
+    if name in ("seed", "negative_prompt"):
+        return (name, None) if value == "" else None  # Random / Clear
+    return None
+
+
+async def set_setting(
+    callback: CallbackQuery,
+    callback_data: GenerateCallback,
+    state: FSMContext,
+    services: Services,
+) -> None:
+    draft = await load_draft(state)
+    parsed = parse_setting(callback_data.value)
+    if draft is None or parsed is None:
+        await callback.answer(render.stale_button(), show_alert=True)
+        return
+    name, value = parsed
+    if not await apply_setting(state, services, draft, name, value):
+        await callback.answer(render.stale_button(), show_alert=True)
+        return
+    await show_settings(callback, state, services)
+
+
+async def apply_setting(
+    state: FSMContext, services: Services, draft: Draft, name: str, value: Any
+) -> bool:
+    """Store one setting if the model accepts it."""
+    settings = {k: v for k, v in draft.settings.items() if k != name}
+    if value is not None:
+        settings[name] = value
+    candidate = Draft(
+        model_id=draft.model_id,
+        template_slug=draft.template_slug,
+        prompt=draft.prompt,
+        settings=settings,
+        reference_keys=draft.reference_keys,
+    )
+    try:
+        await services.generation.quote(candidate)
+    except DraftError:
+        return False
+    await save_draft(state, candidate)
+    return True
+
+
+async def receive_seed(
+    message: Message, state: FSMContext, services: Services, user: User, bot: Bot
+) -> None:
+    draft = await load_draft(state)
+    text = (message.text or "").strip()
+    if draft is None:
+        await message.answer(render.draft_expired())
+        return
+    if not text.isdigit() or int(text) > MAX_SEED:
+        await message.answer(render.bad_seed(MAX_SEED))
+        return
+    await apply_setting(state, services, draft, "seed", int(text))
+    await state.set_state(GenerateForm.summary)
+    await send_summary(message, state, services, user, bot, (await load_draft(state)) or draft)
+
+
+async def receive_negative(
+    message: Message, state: FSMContext, services: Services, user: User, bot: Bot
+) -> None:
+    draft = await load_draft(state)
+    if draft is None:
+        await message.answer(render.draft_expired())
+        return
+    try:
+        negative = services.generation.clean_prompt(message.text)
+    except PromptError as error:
+        await message.answer(render.prompt_problem(error, len(message.text or "")))
+        return
+    await apply_setting(state, services, draft, "negative_prompt", negative)
+    await state.set_state(GenerateForm.summary)
+    await send_summary(message, state, services, user, bot, (await load_draft(state)) or draft)
+
+
+# --- confirmation ------------------------------------------------------------------------
+
+
+async def confirm(
+    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+) -> None:
+    draft = await load_draft(state)
+    if draft is None or not isinstance(callback.message, Message):
+        await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    started = await queue_job(callback.message, services, user, draft, edit=True)
+    if started:
+        await state.clear()
+    await callback.answer()
+
+
+async def queue_job(
+    message: Message, services: Services, user: User, draft: Draft, *, edit: bool
+) -> bool:
+    """Queue ``draft`` and show its status message (``message`` edited, or a new one).
+
+    The status message is in place before a worker sees the job, so progress
+    edits never race with it.
+    """
+    generation = services.generation
+    try:
+        queued = await generation.queue(
+            user, message.chat.id, draft, status_message_id=message.message_id if edit else None
+        )
+    except ActiveJobLimitError as error:
+        active_id = error.active[0].id or 0
+        await message.answer(
+            render.still_generating(), reply_markup=keyboards.cancel_active(active_id)
+        )
+        return False
+    except (DraftError, PromptError):
+        await message.answer(render.draft_invalid())
+        return False
+    text = render.queued(queued.position)
+    markup = keyboards.job_status(queued.job)
+    if edit:
+        await message.edit_text(text, reply_markup=markup)
+    else:
+        sent = await message.answer(text, reply_markup=markup)
+        await generation.set_status_message(queued.job, sent.message_id)
+    await generation.start(queued.job)
+    return True
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    gen = GenerateCallback.filter
+    router.message.register(start_command, Command("generate"))
+    router.callback_query.register(start_button, gen(F.step == GenerateStep.START))
+    router.callback_query.register(pick_model, gen(F.step == GenerateStep.MODEL))
+    router.callback_query.register(back_to_models, gen(F.step == GenerateStep.BACK_TO_MODELS))
+    router.callback_query.register(pick_mode, gen(F.step == GenerateStep.MODE))
+    router.callback_query.register(back_to_modes, gen(F.step == GenerateStep.BACK_TO_MODES))
+    router.callback_query.register(show_summary, gen(F.step == GenerateStep.SUMMARY))
+    router.callback_query.register(edit_prompt, gen(F.step == GenerateStep.EDIT_PROMPT))
+    router.callback_query.register(clear_references, gen(F.step == GenerateStep.CLEAR_REFERENCES))
+    router.callback_query.register(cancel_draft, gen(F.step == GenerateStep.CANCEL))
+    router.callback_query.register(show_settings, gen(F.step == GenerateStep.SETTINGS))
+    router.callback_query.register(open_setting, gen(F.step == GenerateStep.SETTING))
+    router.callback_query.register(set_setting, gen(F.step == GenerateStep.SET))
+    router.callback_query.register(confirm, gen(F.step == GenerateStep.CONFIRM))
+    images = F.photo | F.document
+    router.message.register(receive_reference, GenerateForm.prompt, images)
+    router.message.register(receive_reference, GenerateForm.summary, images)
+    not_command = ~F.text.startswith("/")
+    router.message.register(receive_prompt, GenerateForm.prompt, F.text, not_command)
+    router.message.register(not_a_prompt, GenerateForm.prompt)
+    router.message.register(receive_seed, GenerateForm.seed, F.text, not_command)
+    router.message.register(receive_negative, GenerateForm.negative, F.text, not_command)
+    return router

@@ -1,0 +1,239 @@
+"""Telling users about their jobs from the workers: progress, results, failures.
+
+Implements ``services.ports.JobNotifier`` with an aiogram Bot. Workers have no
+update to take a language from, so every text is translated with the job's
+stored language. Telegram refusing a message (a blocked bot, a deleted
+status message) never fails the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+
+from aiogram import Bot
+from aiogram.enums import ChatAction
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.types import (
+    BufferedInputFile,
+    InlineKeyboardMarkup,
+    InputMediaAudio,
+    InputMediaDocument,
+    InputMediaLivePhoto,
+    InputMediaPhoto,
+    InputMediaVideo,
+    Message,
+)
+from aiogram.utils.i18n import I18n
+
+from lumigram.bot import keyboards, render
+from lumigram.catalog import Catalog
+from lumigram.domain.jobs import Job, ResultFile
+from lumigram.imaging import thumbnail
+
+log = logging.getLogger(__name__)
+
+MediaItem = (
+    InputMediaAudio | InputMediaDocument | InputMediaLivePhoto | InputMediaPhoto | InputMediaVideo
+)
+PREVIEW_SIDE = 2560  # Telegram photos: width + height <= 10000, well under 10 MB as JPEG
+
+
+class TelegramNotifier:
+    def __init__(
+        self,
+        bot: Bot,
+        i18n: I18n,
+        catalog: Catalog,
+        *,
+        time_step: int = 3,
+        mode_titles: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        self._bot = bot
+        self._i18n = i18n
+        self._catalog = catalog
+        self._time_step = max(1, time_step)
+        self.mode_titles = mode_titles or {}
+
+    @contextlib.contextmanager
+    def _locale(self, job: Job) -> Iterator[None]:
+        with self._i18n.context(), self._i18n.use_locale(job.language):
+            yield
+
+    def _model_name(self, job: Job) -> str:
+        spec = self._catalog.get(job.model_id)
+        return spec.name if spec else job.model_id
+
+    def _mode_title(self, job: Job) -> str:
+        titles = self.mode_titles.get(job.mode, {})
+        return titles.get(job.language) or titles.get("en") or job.mode
+
+    # --- progress --------------------------------------------------------------
+    def progress_text(self, job: Job) -> str:
+        with self._locale(job):
+            percent = round(job.progress * 100) if job.progress is not None else None
+            started = job.started_at or job.created_at
+            seconds = max(0, int(time.time() - started.timestamp()))
+            # Elapsed time moves in steps, so the text (and the message) changes calmly.
+            return render.generating(percent, seconds - seconds % self._time_step)
+
+    async def show_progress(self, job: Job, text: str) -> int | None:
+        """Edit the status message, or send one if it is gone. Chat action meanwhile."""
+        await self._chat_action(job)
+        with self._locale(job):
+            markup = keyboards.job_status(job)
+        if job.status_message_id is not None:
+            try:
+                await self._bot.edit_message_text(
+                    text=text,
+                    chat_id=job.chat_id,
+                    message_id=job.status_message_id,
+                    reply_markup=markup,
+                )
+                return None
+            except TelegramBadRequest as error:
+                log.info("job %s: status message not editable (%s); sending anew", job.id, error)
+            except TelegramAPIError as error:
+                log.info("job %s: progress not shown: %s", job.id, error)
+                return None
+        try:
+            sent = await self._bot.send_message(job.chat_id, text, reply_markup=markup)
+        except TelegramAPIError as error:
+            log.info("job %s: progress not shown: %s", job.id, error)
+            return None
+        return sent.message_id
+
+    async def _chat_action(self, job: Job) -> None:
+        with contextlib.suppress(TelegramAPIError):
+            await self._bot.send_chat_action(job.chat_id, ChatAction.UPLOAD_PHOTO)
+
+    # --- results -----------------------------------------------------------------
+    async def deliver(self, job: Job, outputs: list[tuple[ResultFile, bytes]]) -> list[ResultFile]:
+        assert job.id is not None
+        await self._remove_status(job)
+        try:
+            return await self.send_results(job, outputs)
+        except TelegramAPIError as error:
+            # Blocked bot or similar: the results stay stored; /history can re-send them.
+            log.warning("job %s: results not delivered: %s", job.id, error)
+            return [result for result, _ in outputs]
+
+    async def send_results(
+        self, job: Job, outputs: Sequence[tuple[ResultFile, bytes | None]]
+    ) -> list[ResultFile]:
+        """Photos (previews) with a caption and buttons, then the originals as documents.
+
+        Files that already have Telegram file ids are sent by id, never uploaded twice.
+        """
+        assert job.id is not None
+        with self._locale(job):
+            caption = render.result_caption(
+                job, self._model_name(job), self._mode_title(job), job.provider == "demo"
+            )
+            can_reference = any(
+                m.capabilities.max_reference_images > 0 for m in self._catalog.models
+            )
+            buttons = keyboards.result(job.id, can_reference)
+            originals_caption = render.originals()
+        photos = [await self._photo_input(result, data) for result, data in outputs]
+        documents = [self._document_input(job, i, r, d) for i, (r, d) in enumerate(outputs)]
+        results = [result for result, _ in outputs]
+        if len(outputs) == 1:
+            photo_message = await self._bot.send_photo(
+                job.chat_id, photos[0], caption=caption, reply_markup=buttons
+            )
+            photo_ids = [_largest_photo(photo_message)]
+            document_message = await self._bot.send_document(job.chat_id, documents[0])
+            document_ids = [_document_id(document_message)]
+        else:
+            album: list[MediaItem] = [
+                InputMediaPhoto(media=photo, caption=caption if i == 0 else None)
+                for i, photo in enumerate(photos)
+            ]
+            photo_messages = await self._bot.send_media_group(job.chat_id, album)
+            photo_ids = [_largest_photo(m) for m in photo_messages]
+            files: list[MediaItem] = [
+                InputMediaDocument(
+                    media=doc, caption=originals_caption if i == len(documents) - 1 else None
+                )
+                for i, doc in enumerate(documents)
+            ]
+            document_messages = await self._bot.send_media_group(job.chat_id, files)
+            document_ids = [_document_id(m) for m in document_messages]
+            with self._locale(job):
+                await self._bot.send_message(job.chat_id, caption, reply_markup=buttons)
+        return [
+            ResultFile(
+                key=r.key,
+                mime_type=r.mime_type,
+                width=r.width,
+                height=r.height,
+                photo_file_id=photo_id or r.photo_file_id,
+                document_file_id=document_id or r.document_file_id,
+            )
+            for r, photo_id, document_id in zip(results, photo_ids, document_ids, strict=True)
+        ]
+
+    async def _photo_input(self, result: ResultFile, data: bytes | None) -> str | BufferedInputFile:
+        if result.photo_file_id:
+            return result.photo_file_id
+        assert data is not None
+        preview = await asyncio.to_thread(thumbnail, data, PREVIEW_SIDE)
+        return BufferedInputFile(preview, filename="preview.jpg")
+
+    @staticmethod
+    def _document_input(
+        job: Job, index: int, result: ResultFile, data: bytes | None
+    ) -> str | BufferedInputFile:
+        if result.document_file_id:
+            return result.document_file_id
+        assert data is not None
+        extension = result.key.rsplit(".", 1)[-1]
+        return BufferedInputFile(data, filename=f"lumigram-{job.id}-{index + 1}.{extension}")
+
+    # --- endings -------------------------------------------------------------------
+    async def failed(self, job: Job) -> None:
+        assert job.id is not None
+        with self._locale(job):
+            text = render.failure(job)
+            markup = keyboards.failed(job.id)
+        await self._replace_status(job, text, markup)
+
+    async def cancelled(self, job: Job) -> None:
+        assert job.id is not None
+        with self._locale(job):
+            text = render.cancelled()
+        await self._replace_status(job, text, None)
+
+    async def _replace_status(
+        self, job: Job, text: str, reply_markup: InlineKeyboardMarkup | None
+    ) -> None:
+        if job.status_message_id is not None:
+            try:
+                await self._bot.edit_message_text(
+                    text=text,
+                    chat_id=job.chat_id,
+                    message_id=job.status_message_id,
+                    reply_markup=reply_markup,
+                )
+                return
+            except TelegramAPIError:
+                pass
+        with contextlib.suppress(TelegramAPIError):
+            await self._bot.send_message(job.chat_id, text, reply_markup=reply_markup)
+
+    async def _remove_status(self, job: Job) -> None:
+        if job.status_message_id is not None:
+            with contextlib.suppress(TelegramAPIError):
+                await self._bot.delete_message(job.chat_id, job.status_message_id)
+
+
+def _largest_photo(message: Message) -> str | None:
+    return message.photo[-1].file_id if message.photo else None
+
+
+def _document_id(message: Message) -> str | None:
+    return message.document.file_id if message.document else None

@@ -1,0 +1,42 @@
+"""The SQL unit of work: every gateway over one AsyncSession, one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from lumigram.db.repositories.jobs import JobRepository
+from lumigram.db.repositories.templates import TemplateRepository
+from lumigram.db.repositories.users import UserRepository
+from lumigram.services.ports import Billing, UnitOfWork, UnitOfWorkFactory
+
+
+class SqlUnitOfWork:
+    def __init__(self, session: AsyncSession, billing: Billing) -> None:
+        self.session = session
+        self.users = UserRepository(session)
+        self.jobs = JobRepository(session)
+        self.templates = TemplateRepository(session)
+        self.billing = billing
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+def unit_of_work_factory(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    billing_for: Callable[[AsyncSession], Billing],
+) -> UnitOfWorkFactory:
+    """A factory of units of work, each with its own session (for workers)."""
+
+    @asynccontextmanager
+    async def open_unit() -> AsyncIterator[UnitOfWork]:
+        async with sessionmaker() as session:
+            yield SqlUnitOfWork(session, billing_for(session))
+
+    return open_unit

@@ -1,0 +1,42 @@
+"""Building the provider clients the configuration switches on."""
+
+from __future__ import annotations
+
+from lumigram.config import Settings
+from lumigram.providers.base import ImageProvider
+from lumigram.providers.demo import DemoProvider
+from lumigram.providers.gemini import GeminiProvider
+from lumigram.providers.huggingface import HuggingFaceProvider
+from lumigram.providers.openai_images import OpenAIProvider
+from lumigram.providers.replicate import ReplicateProvider
+
+
+def build_providers(settings: Settings) -> dict[str, ImageProvider]:
+    """One client per provider with a key, plus the offline demo (always on)."""
+    keys = settings.provider_keys()
+    timeout = settings.provider_timeout
+    providers: dict[str, ImageProvider] = {
+        # With no latency the demo finishes at submit; otherwise progress follows the clock.
+        "demo": DemoProvider(
+            latency=settings.demo_latency,
+            steps=2 if settings.demo_latency else 0,
+            long_side=settings.demo_image_size,
+        )
+    }
+    if "replicate" in keys:
+        providers["replicate"] = ReplicateProvider(
+            keys["replicate"], base_url=settings.replicate_base_url, timeout=timeout
+        )
+    if "openai" in keys:
+        providers["openai"] = OpenAIProvider(
+            keys["openai"], base_url=settings.openai_base_url, timeout=timeout
+        )
+    if "gemini" in keys:
+        providers["gemini"] = GeminiProvider(
+            keys["gemini"], base_url=settings.gemini_base_url, timeout=timeout
+        )
+    if "huggingface" in keys:
+        providers["huggingface"] = HuggingFaceProvider(
+            keys["huggingface"], base_url=settings.hf_base_url, timeout=timeout
+        )
+    return providers

@@ -1,0 +1,300 @@
+"""Use cases of the generation conversation: drafts, quotes, queueing, cancel, history."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lumigram.catalog import Catalog, ModelSpec, SettingsError
+from lumigram.domain.jobs import Job, JobStatus, JobStep, ResultFile
+from lumigram.domain.prompts import clean_prompt
+from lumigram.domain.templates import Template
+from lumigram.domain.users import User
+from lumigram.imaging import InvalidImage, probe_image
+from lumigram.providers.base import ImageProvider
+from lumigram.services.clock import Clock, utc_now
+from lumigram.services.ports import FileStorage, JobDispatcher, UnitOfWork
+
+MAX_REFERENCE_BYTES = 10 * 1024 * 1024
+REFERENCE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationPolicy:
+    max_prompt_length: int = 1000
+    max_active_jobs: int = 1
+    history_size: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What the user has chosen so far; lives in the conversation state until queued."""
+
+    model_id: str
+    template_slug: str
+    prompt: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    reference_keys: tuple[str, ...] = ()
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "template_slug": self.template_slug,
+            "prompt": self.prompt,
+            "settings": dict(self.settings),
+            "reference_keys": list(self.reference_keys),
+        }
+
+    @classmethod
+    def from_state(cls, data: Mapping[str, Any]) -> Draft:
+        return cls(
+            model_id=str(data["model_id"]),
+            template_slug=str(data["template_slug"]),
+            prompt=str(data.get("prompt", "")),
+            settings=dict(data.get("settings") or {}),
+            reference_keys=tuple(data.get("reference_keys") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    model: ModelSpec
+    template: Template
+    settings: dict[str, Any]  # validated, defaults filled in
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    job: Job
+    position: int
+
+
+class ActiveJobLimitError(Exception):
+    def __init__(self, active: list[Job]) -> None:
+        super().__init__("active job limit reached")
+        self.active = active
+
+
+class DraftError(ValueError):
+    """The draft no longer fits the model or template (e.g. the model was disabled)."""
+
+
+class InvalidReferenceError(ValueError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "type", "size" or "count"
+
+
+class GenerationService:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        catalog: Catalog,
+        providers: Mapping[str, ImageProvider],
+        storage: FileStorage,
+        dispatcher: JobDispatcher,
+        policy: GenerationPolicy,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._uow = uow
+        self._catalog = catalog
+        self._providers = providers
+        self._storage = storage
+        self._dispatcher = dispatcher
+        self.policy = policy
+        self._clock = clock
+
+    # --- choices -------------------------------------------------------------
+    def models(self) -> list[ModelSpec]:
+        """Models whose provider is configured (the demo model always)."""
+        return self._catalog.available(set(self._providers))
+
+    def default_model(self) -> ModelSpec:
+        return self.models()[0]
+
+    def model(self, model_id: str) -> ModelSpec | None:
+        spec = self._catalog.get(model_id)
+        return spec if spec is not None and spec in self.models() else None
+
+    async def templates(self) -> list[Template]:
+        templates = await self._uow.templates.list_active()
+        await self._uow.commit()
+        return templates
+
+    def clean_prompt(self, text: str | None) -> str:
+        return clean_prompt(text, self.policy.max_prompt_length)
+
+    async def quote(self, draft: Draft) -> Quote:
+        model = self.model(draft.model_id)
+        if model is None:
+            raise DraftError("model")
+        template = await self._uow.templates.get_by_slug(draft.template_slug)
+        await self._uow.commit()
+        if template is None or not template.is_active:
+            raise DraftError("template")
+        requested = {**draft.settings, "reference_images": len(draft.reference_keys)}
+        try:
+            settings = model.validate_settings(requested)
+        except SettingsError as error:
+            raise DraftError(error.field) from error
+        values = settings.model_dump(exclude_none=True)
+        return Quote(model, template, values, model.price(settings))
+
+    # --- reference images ----------------------------------------------------
+    async def add_reference(self, user_id: int, data: bytes, model_id: str, current: int) -> str:
+        """Check and store one reference image; returns its storage key."""
+        model = self.model(model_id)
+        if model is None or current >= model.capabilities.max_reference_images:
+            raise InvalidReferenceError("count")
+        if len(data) > MAX_REFERENCE_BYTES:
+            raise InvalidReferenceError("size")
+        try:
+            info = await asyncio.to_thread(probe_image, data)
+        except InvalidImage:
+            raise InvalidReferenceError("type") from None
+        if info.mime_type not in REFERENCE_TYPES:
+            raise InvalidReferenceError("type")
+        extension = info.mime_type.split("/")[1]
+        key = f"refs/{user_id}/{secrets.token_hex(8)}.{extension}"
+        await self._storage.put(key, data, info.mime_type)
+        return key
+
+    async def reference_from_result(self, user_id: int, job_id: int, index: int) -> str | None:
+        """A delivered result of the user's own job, as a reference key."""
+        job = await self.job_of(user_id, job_id)
+        if job is None or not 0 <= index < len(job.results):
+            return None
+        return job.results[index].key
+
+    # --- queueing --------------------------------------------------------------
+    async def queue(
+        self, user: User, chat_id: int, draft: Draft, *, status_message_id: int | None = None
+    ) -> Queued:
+        """Create the job (at most ``max_active_jobs`` per user, enforced in the database)."""
+        quote = await self.quote(draft)
+        prompt = self.clean_prompt(draft.prompt)
+        now = self._clock()
+        await self._uow.jobs.lock_user(user.id)
+        active = await self._uow.jobs.active_for_user(user.id)
+        if len(active) >= self.policy.max_active_jobs:
+            await self._uow.commit()
+            raise ActiveJobLimitError(active)
+        template = quote.template
+        settings = dict(quote.settings)
+        if "seed" not in settings and quote.model.capabilities.seed:
+            settings["seed"] = secrets.randbelow(2**31)
+        job = Job(
+            user_id=user.id,
+            chat_id=chat_id,
+            language=user.language,
+            model_id=quote.model.id,
+            provider=quote.model.provider,
+            provider_model=quote.model.provider_model,
+            mode=template.slug,
+            template_id=template.id,
+            prompt=prompt,
+            final_prompt=template.render(prompt),
+            settings=settings,
+            reference_files=list(draft.reference_keys),
+            status=JobStatus.QUEUED.value,
+            step=JobStep.SUBMIT.value,
+            created_at=now,
+            updated_at=now,
+            next_attempt_at=now,
+            status_message_id=status_message_id,
+            result_files=[],
+        )
+        await self._uow.jobs.add(job)
+        await self._uow.billing.reserve(job, quote.price)
+        if template.id is not None:
+            await self._uow.templates.count_use(template.id)
+        position = await self._uow.jobs.queue_position(job)
+        await self._uow.commit()
+        return Queued(job, position)
+
+    async def set_status_message(self, job: Job, message_id: int) -> None:
+        """Remember the chat message that shows the job's progress."""
+        stored = await self._uow.jobs.get(job.id or 0)
+        if stored is not None:
+            stored.status_message_id = message_id
+        job.status_message_id = message_id
+        await self._uow.commit()
+
+    async def start(self, job: Job) -> None:
+        """Hand the queued job to a worker. (Were this lost, the sweeper would find the job.)"""
+        assert job.id is not None
+        await self._dispatcher.dispatch(job.id, priority=job.priority)
+
+    async def cancel(self, user_id: int, job_id: int | None = None) -> Job | None:
+        """Cancel the user's job (their active one if no id); the hold is released."""
+        if job_id is None:
+            active = await self._uow.jobs.active_for_user(user_id)
+            if not active:
+                await self._uow.commit()
+                return None
+            job_id = active[0].id
+            assert job_id is not None
+        job = await self._uow.jobs.cancel_active(job_id, user_id=user_id, now=self._clock())
+        if job is not None:
+            await self._uow.billing.release(job)
+        await self._uow.commit()
+        if job is not None and job.provider_job_id:
+            provider = self._providers.get(job.provider)
+            if provider is not None:
+                await provider.cancel(job.provider_job_id)
+        return job
+
+    # --- history -----------------------------------------------------------------
+    async def history(self, user_id: int) -> list[Job]:
+        jobs = await self._uow.jobs.recent_for_user(user_id, self.policy.history_size)
+        await self._uow.commit()
+        return jobs
+
+    async def job_of(self, user_id: int, job_id: int) -> Job | None:
+        job = await self._uow.jobs.get(job_id)
+        await self._uow.commit()
+        return job if job is not None and job.user_id == user_id else None
+
+    async def active_jobs(self, user_id: int) -> list[Job]:
+        jobs = await self._uow.jobs.active_for_user(user_id)
+        await self._uow.commit()
+        return jobs
+
+    def draft_from(self, job: Job, *, new_seed: bool) -> Draft:
+        """A draft that repeats ``job`` (Regenerate: same settings with a new seed)."""
+        settings = dict(job.settings)
+        settings.pop("reference_images", None)
+        if new_seed and "seed" in settings:
+            settings["seed"] = secrets.randbelow(2**31)
+        return Draft(
+            model_id=job.model_id,
+            template_slug=job.mode,
+            prompt=job.prompt,
+            settings=settings,
+            reference_keys=tuple(job.reference_files),
+        )
+
+    async def results_for_resend(
+        self, user_id: int, job_id: int
+    ) -> tuple[Job, list[tuple[ResultFile, bytes | None]]] | None:
+        """A delivered job's results: by Telegram file id where known, else from storage."""
+        job = await self.job_of(user_id, job_id)
+        if job is None or job.status != JobStatus.SUCCEEDED.value:
+            return None
+        outputs: list[tuple[ResultFile, bytes | None]] = []
+        for result in job.results:
+            known = result.photo_file_id and result.document_file_id
+            outputs.append((result, None if known else await self._storage.get(result.key)))
+        return job, outputs
+
+    def reference_model(self, preferred: str) -> ModelSpec | None:
+        """``preferred`` if it takes reference images, else the first model that does."""
+        models = self.models()
+        for model in sorted(models, key=lambda m: m.id != preferred):
+            if model.capabilities.max_reference_images > 0:
+                return model
+        return None

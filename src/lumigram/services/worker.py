@@ -1,0 +1,374 @@
+"""Running jobs: one short step per dispatch, and a sweeper for what fell through.
+
+A step is: claim the job (one conditional UPDATE, so a duplicate dispatch does
+nothing), call the provider with no transaction open, then write the outcome
+only if the lease is still ours. Asynchronous provider jobs are re-attached by
+their provider job id after a restart; a job that never reached the provider
+is simply submitted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from lumigram.domain.jobs import (
+    ErrorClass,
+    Job,
+    JobStatus,
+    JobStep,
+    ResultFile,
+    RetryRules,
+)
+from lumigram.domain.templates import TemplateKind
+from lumigram.imaging import InvalidImage, probe_image, to_coloring_page
+from lumigram.providers.base import (
+    ErrorKind,
+    GenerationRequest,
+    ImageProvider,
+    ProviderError,
+    ReferenceImage,
+    TaskState,
+    TaskStatus,
+)
+from lumigram.services.clock import Clock, utc_now
+from lumigram.services.ports import FileStorage, JobDispatcher, JobNotifier, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FORMAT_ALIASES = {"jpeg": ("jpeg", "jpg"), "jpg": ("jpg", "jpeg")}
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPolicy:
+    lease: timedelta = timedelta(seconds=120)  # longer than any single step may take
+    rules: RetryRules = field(default_factory=RetryRules)
+    provider_concurrency: int = 8  # provider calls at once, per provider
+    sweep_batch: int = 200
+
+
+class JobRunner:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        providers: Mapping[str, ImageProvider],
+        storage: FileStorage,
+        notifier: JobNotifier,
+        dispatcher: JobDispatcher,
+        policy: WorkerPolicy | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._uow = uow_factory
+        self._providers = providers
+        self._storage = storage
+        self._notifier = notifier
+        self._dispatcher = dispatcher
+        self.policy = policy or WorkerPolicy()
+        self._clock = clock
+        self._slots = {
+            name: asyncio.Semaphore(self.policy.provider_concurrency) for name in providers
+        }
+
+    # --- entry points -------------------------------------------------------
+    async def run_step(self, job_id: int) -> None:
+        """Do whatever the job needs next. Safe to call twice: the claim decides."""
+        token = secrets.token_hex(16)
+        now = self._clock()
+        async with self._uow() as uow:
+            job = await uow.jobs.claim(
+                job_id, now=now, lease_until=now + self.policy.lease, token=token
+            )
+            await uow.commit()
+        if job is None:
+            return
+        try:
+            await self._step(job, token)
+        except ProviderError as error:
+            await self._provider_failed(job, token, error, resubmit=False)
+        except Exception:
+            log.exception("job %s: step %s crashed", job.id, job.step)
+            await self._fail(job, token, ErrorClass.INTERNAL, "internal error", None)
+
+    async def sweep(self) -> int:
+        """Dispatch every active job that is due and not leased; returns how many."""
+        async with self._uow() as uow:
+            due = await uow.jobs.due(self._clock(), self.policy.sweep_batch)
+            await uow.commit()
+        for job_id in due:
+            await self._dispatcher.dispatch(job_id)
+        return len(due)
+
+    async def recover(self) -> int:
+        """At start-up of a single-process deployment: no lease can be alive, drop them all."""
+        async with self._uow() as uow:
+            released = await uow.jobs.release_all_leases()
+            await uow.commit()
+        if released:
+            log.info("re-attaching %s interrupted job(s)", released)
+        return await self.sweep()
+
+    # --- steps --------------------------------------------------------------
+    async def _step(self, job: Job, token: str) -> None:
+        if job.past_deadline(self._clock(), self.policy.rules) and job.step != JobStep.DELIVER:
+            await self._cancel_at_provider(job)
+            await self._fail(job, token, ErrorClass.TIMEOUT, "deadline passed", None)
+            return
+        match JobStep(job.step):
+            case JobStep.SUBMIT:
+                await self._notify_progress(job, token)
+                status = await self._with_provider(job, self._submit(job))
+                await self._after_status(job, token, status)
+            case JobStep.POLL:
+                assert job.provider_job_id is not None
+                provider = self._provider(job)
+                status = await self._with_provider(job, provider.poll(job.provider_job_id))
+                await self._after_status(job, token, status)
+            case JobStep.DELIVER:
+                await self._deliver(job, token)
+            case JobStep.DONE:  # delivered, but the final write was interrupted
+                await self._write(job, token, {"status": JobStatus.SUCCEEDED.value})
+
+    async def _submit(self, job: Job) -> TaskStatus:
+        provider = self._provider(job)
+        references = [
+            ReferenceImage(data=data, mime_type=_sniff(data))
+            for data in await asyncio.gather(*(self._storage.get(k) for k in job.reference_files))
+        ]
+        return await provider.submit(self._request(job, provider, tuple(references)))
+
+    async def _after_status(self, job: Job, token: str, status: TaskStatus) -> None:
+        if status.state is TaskState.SUCCEEDED:
+            await self._collect(job, token, status)
+        elif status.state is TaskState.FAILED:
+            error = status.error or ProviderError(ErrorKind.TRANSIENT, "provider job failed")
+            # The provider's job is dead: a retry has to submit a new one.
+            await self._provider_failed(job, token, error, resubmit=True)
+        elif status.state is TaskState.CANCELLED:
+            await self._fail(job, token, ErrorClass.TRANSIENT, "cancelled at the provider", None)
+        else:
+            delay = self.policy.rules.poll_interval(job.polls)
+            job.progress = status.progress
+            job.provider_job_id = status.provider_job_id or job.provider_job_id
+            await self._notify_progress(job, token)
+            await self._release(
+                job,
+                token,
+                {
+                    "step": JobStep.POLL.value,
+                    "provider_job_id": job.provider_job_id,
+                    "progress": status.progress,
+                    "polls": job.polls + 1,
+                },
+                delay=delay,
+            )
+
+    async def _collect(self, job: Job, token: str, status: TaskStatus) -> None:
+        """Download, post-process and store the outputs, then deliver them."""
+        provider = self._provider(job)
+        coloring = job.mode == TemplateKind.COLORING.value or job.settings.get("coloring") is True
+        stored: list[tuple[ResultFile, bytes]] = []
+        for index, ref in enumerate(status.outputs):
+            data = await self._with_provider(job, provider.fetch(ref))
+            if coloring:
+                data = await asyncio.to_thread(to_coloring_page, data)
+            try:
+                info = await asyncio.to_thread(probe_image, data)
+            except InvalidImage as error:
+                raise ProviderError(ErrorKind.TRANSIENT, f"unusable output: {error}") from None
+            key = f"results/{job.id}/{index}.{EXTENSIONS.get(info.mime_type, 'bin')}"
+            await self._storage.put(key, data, info.mime_type)
+            stored.append((ResultFile(key, info.mime_type, info.width, info.height), data))
+        if not stored:
+            raise ProviderError(ErrorKind.TRANSIENT, "the provider returned no output")
+        job.result_files = [result.to_json() for result, _ in stored]
+        wrote = await self._write(
+            job,
+            token,
+            {"step": JobStep.DELIVER.value, "progress": 1.0, "result_files": job.result_files},
+        )
+        if wrote:
+            job.step = JobStep.DELIVER.value
+            await self._deliver(job, token, stored)
+
+    async def _deliver(
+        self, job: Job, token: str, outputs: list[tuple[ResultFile, bytes]] | None = None
+    ) -> None:
+        if outputs is None:
+            outputs = [(r, await self._storage.get(r.key)) for r in job.results]
+        delivered = await self._notifier.deliver(job, outputs)
+        now = self._clock()
+        async with self._uow() as uow:
+            done = await uow.jobs.update_leased(
+                job.id or 0,
+                token,
+                {
+                    "status": JobStatus.SUCCEEDED.value,
+                    "step": JobStep.DONE.value,
+                    "result_files": [r.to_json() for r in delivered],
+                    "delivered_at": now,
+                    "finished_at": now,
+                    "updated_at": now,
+                    "lease_token": None,
+                    "lease_expires_at": None,
+                },
+            )
+            if done:
+                await uow.billing.capture(job, len(delivered))
+            await uow.commit()
+
+    # --- failures -------------------------------------------------------------
+    async def _provider_failed(
+        self, job: Job, token: str, error: ProviderError, *, resubmit: bool
+    ) -> None:
+        rules = self.policy.rules
+        if error.kind is ErrorKind.UNAVAILABLE:
+            # The operator must act (key, credit, configuration): say so loudly.
+            log.error("OPERATOR ALERT: provider %s unavailable: %s", job.provider, error)
+        if error.kind is ErrorKind.TRANSIENT and job.attempts + 1 < rules.max_attempts:
+            delay = rules.backoff(job.attempts + 1, error.retry_after)
+            log.warning("job %s: transient failure (%s), retry in %.1fs", job.id, error, delay)
+            values: dict[str, Any] = {"attempts": job.attempts + 1}
+            if resubmit or job.step == JobStep.SUBMIT.value:
+                values.update(step=JobStep.SUBMIT.value, provider_job_id=None, polls=0)
+            await self._release(job, token, values, delay=delay)
+            return
+        error_class = ErrorClass.from_kind(error.kind)
+        user_reason = error.user_reason if error.kind is ErrorKind.SAFETY else None
+        await self._fail(job, token, error_class, str(error), user_reason)
+
+    async def _fail(
+        self,
+        job: Job,
+        token: str,
+        error_class: ErrorClass,
+        message: str,
+        user_reason: str | None,
+    ) -> None:
+        now = self._clock()
+        async with self._uow() as uow:
+            failed = await uow.jobs.update_leased(
+                job.id or 0,
+                token,
+                {
+                    "status": JobStatus.FAILED.value,
+                    "error_class": error_class.value,
+                    "error_message": message[:2000],
+                    "user_error": user_reason,
+                    "finished_at": now,
+                    "updated_at": now,
+                    "lease_token": None,
+                    "lease_expires_at": None,
+                },
+            )
+            if failed:
+                await uow.billing.release(job)
+            await uow.commit()
+        if failed:
+            job.status, job.error_class, job.user_error = (
+                JobStatus.FAILED.value,
+                error_class.value,
+                user_reason,
+            )
+            await self._notifier.failed(job)
+
+    # --- helpers ----------------------------------------------------------------
+    async def _release(
+        self, job: Job, token: str, values: dict[str, Any], *, delay: float = 0.0
+    ) -> None:
+        """Record the step's outcome, free the lease and schedule the next step."""
+        now = self._clock()
+        wrote = await self._write(
+            job,
+            token,
+            {
+                **values,
+                "lease_token": None,
+                "lease_expires_at": None,
+                "next_attempt_at": now + timedelta(seconds=delay),
+            },
+        )
+        if wrote and values.get("status") is None:
+            await self._dispatcher.dispatch(job.id or 0, delay=delay, priority=job.priority)
+
+    async def _write(self, job: Job, token: str, values: dict[str, Any]) -> bool:
+        async with self._uow() as uow:
+            wrote = await uow.jobs.update_leased(
+                job.id or 0, token, {**values, "updated_at": self._clock()}
+            )
+            await uow.commit()
+        if not wrote:
+            log.info("job %s: lease lost (cancelled or taken over); dropping this step", job.id)
+        return wrote
+
+    async def _notify_progress(self, job: Job, token: str) -> None:
+        """Update the status message. The text is recorded before it is sent, so a worker
+        that dies in between never sends the same text again (Telegram refuses no-op edits)."""
+        text = self._notifier.progress_text(job)
+        if text == job.status_text or not await self._write(job, token, {"status_text": text}):
+            return
+        job.status_text = text
+        message_id = await self._notifier.show_progress(job, text)
+        if message_id is not None:
+            job.status_message_id = message_id
+            await self._write(job, token, {"status_message_id": message_id})
+
+    async def _with_provider(self, job: Job, call: Awaitable[T]) -> T:
+        """At most ``provider_concurrency`` calls to one provider at a time."""
+        async with self._slots[job.provider]:
+            return await call
+
+    def _provider(self, job: Job) -> ImageProvider:
+        provider = self._providers.get(job.provider)
+        if provider is None:
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE, f"provider {job.provider} is not configured any more"
+            )
+        return provider
+
+    async def _cancel_at_provider(self, job: Job) -> None:
+        provider = self._providers.get(job.provider)
+        if provider is not None and job.provider_job_id:
+            try:
+                await provider.cancel(job.provider_job_id)
+            except ProviderError as error:
+                log.warning("job %s: cancel at provider failed: %s", job.id, error)
+
+    @staticmethod
+    def _request(
+        job: Job, provider: ImageProvider, references: tuple[ReferenceImage, ...]
+    ) -> GenerationRequest:
+        settings = job.settings
+        output_format = settings.get("output_format")
+        if output_format:
+            offered = provider.capabilities(job.provider_model).output_formats
+            for candidate in FORMAT_ALIASES.get(output_format, (output_format,)):
+                if candidate in offered:
+                    output_format = candidate
+                    break
+        extra = {k: settings[k] for k in ("resolution", "quality") if settings.get(k)}
+        return GenerationRequest(
+            model=job.provider_model,
+            prompt=job.final_prompt,
+            negative_prompt=settings.get("negative_prompt"),
+            aspect_ratio=settings.get("aspect_ratio"),
+            output_format=output_format,
+            num_outputs=int(settings.get("num_outputs", 1)),
+            seed=settings.get("seed"),
+            prompt_upsampling=settings.get("prompt_upsampling"),
+            safety_level=settings.get("safety_level"),
+            references=references,
+            extra=extra,
+        )
+
+
+def _sniff(data: bytes) -> str:
+    from lumigram.providers.http import sniff_media_type
+
+    return sniff_media_type(data) or "application/octet-stream"
