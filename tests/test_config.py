@@ -69,3 +69,18 @@ def test_masked_output_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_mask_url_leaves_passwordless_urls() -> None:
     assert mask_url("sqlite+aiosqlite:///./data/x.db") == "sqlite+aiosqlite:///./data/x.db"
+
+
+def test_env_example_documents_every_setting_and_works(tmp_path: Path) -> None:
+    from lumigram.config import Settings
+
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    for name in Settings.model_fields:
+        assert f"{name.upper()}=" in example, f"{name.upper()} is not in .env.example"
+    (tmp_path / ".env").write_text(example)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()  # the example as shipped: only the token is missing
+    assert str(caught.value).startswith("Configuration error: BOT_TOKEN is not set")
+    (tmp_path / ".env").write_text(example.replace("BOT_TOKEN=", f"BOT_TOKEN={VALID_TOKEN}", 1))
+    settings = load_settings()
+    assert settings.provider_keys() == {}

@@ -40,6 +40,9 @@ HINTS: dict[str, str] = {
 }
 
 
+NOT_SET = "not set"  # an empty value in .env means the same as no value
+
+
 class ConfigError(Exception):
     """A configuration problem, worded for the operator (one line, no secrets)."""
 
@@ -97,6 +100,8 @@ class Settings(BaseSettings):
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError(NOT_SET)
         if not TOKEN_PATTERN.match(value.get_secret_value().strip()):
             raise ValueError("does not look like a bot token")
         return SecretStr(value.get_secret_value().strip())
@@ -218,9 +223,10 @@ def describe(exc: ValidationError) -> str:
     """One line for the first problem: the setting, what is wrong, and how to fix it."""
     error = exc.errors(include_input=False)[0]
     name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
-    if error["type"] == "missing":
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing" or message == NOT_SET:
         problem = "is not set"
     else:
-        problem = "is invalid: " + str(error["msg"]).removeprefix("Value error, ")
+        problem = f"is invalid: {message}"
     hint = HINTS.get(name)
     return f"Configuration error: {name} {problem}" + (f" — {hint}" if hint else "")

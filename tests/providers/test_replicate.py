@@ -437,15 +437,43 @@ async def test_rate_limit_waits_retry_after_then_succeeds(
     assert len(fake.predictions) == 1
 
 
-async def test_server_error_then_success(client: ReplicateProvider, fake: FakeReplicate) -> None:
+async def test_create_is_not_resent_after_a_server_error(
+    client: ReplicateProvider, fake: FakeReplicate
+) -> None:
+    """A 500 on create may still have started a (billed) prediction: never send it twice."""
     fake.inject(Fault.SERVER_ERROR)
+    with pytest.raises(ProviderError) as caught:
+        await client.submit(GenerationRequest(model=FLUX, prompt="p"))
+    assert caught.value.kind is ErrorKind.TRANSIENT
+    assert len([r for r in fake.requests if r.method == "POST"]) == 1
+
+
+async def test_create_is_not_resent_after_a_timeout(fake: FakeReplicate) -> None:
+    fake.inject(Fault.HANG)
+    client = make_client(fake, timeout=0.3)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await client.submit(GenerationRequest(model=FLUX, prompt="p"))
+    finally:
+        await client.aclose()
+    assert caught.value.kind is ErrorKind.TRANSIENT
+    assert len([r for r in fake.requests if r.method == "POST"]) == 1
+
+
+async def test_poll_server_error_then_success(
+    client: ReplicateProvider, fake: FakeReplicate
+) -> None:
+    fake.run_seconds = 0.2
     status = await client.submit(GenerationRequest(model=FLUX, prompt="p"))
-    assert status.state is TaskState.SUCCEEDED
-    assert len([r for r in fake.requests if r.method == "POST"]) == 2
+    assert status.provider_job_id is not None
+    fake.inject(Fault.SERVER_ERROR)
+    polled = await client.poll(status.provider_job_id)
+    assert polled.provider_job_id == status.provider_job_id
+    assert len([r for r in fake.requests if r.method == "GET"]) >= 2
 
 
 async def test_hang_is_transient_within_the_timeout(fake: FakeReplicate) -> None:
-    fake.inject(Fault.HANG, Fault.HANG)
+    fake.inject(Fault.HANG)
     client = make_client(fake, timeout=0.3)
     started = time.monotonic()
     try:
@@ -536,10 +564,10 @@ async def test_key_never_in_any_error(fake: FakeReplicate) -> None:
     attempts: list[tuple[list[Fault], GenerationRequest]] = [
         ([Fault.PAYMENT_REQUIRED], GenerationRequest(model=FLUX, prompt="p")),
         ([Fault.UNAUTHORIZED], GenerationRequest(model=FLUX, prompt="p")),
-        ([Fault.SERVER_ERROR] * 2, GenerationRequest(model=FLUX, prompt="p")),
+        ([Fault.SERVER_ERROR], GenerationRequest(model=FLUX, prompt="p")),
         ([Fault.RATE_LIMIT] * 2, GenerationRequest(model=FLUX, prompt="p")),
         ([Fault.MALFORMED], GenerationRequest(model=FLUX, prompt="p")),
-        ([Fault.HANG] * 2, GenerationRequest(model=FLUX, prompt="p")),
+        ([Fault.HANG], GenerationRequest(model=FLUX, prompt="p")),
         ([], GenerationRequest(model=FLUX, prompt="p", aspect_ratio="0:0")),
     ]
     try:

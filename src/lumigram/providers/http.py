@@ -131,12 +131,17 @@ class ProviderHTTP:
         *,
         classify: Classifier | None = None,
         timeout: float | None = None,
+        idempotent: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; return a 2xx response or raise a classified ProviderError.
 
         ``classify`` sees every non-2xx response first and may return a more
         precise error (for example a provider's safety rejection in a 400 body).
+        A non-``idempotent`` request (one that starts paid work) is retried only
+        when it cannot have been processed: the connection was never made, or the
+        answer was 429. After a timeout or a 5xx it may have been, so the error is
+        raised and the caller decides.
         """
         if timeout is not None:
             kwargs["timeout"] = timeout
@@ -144,16 +149,19 @@ class ProviderHTTP:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 response = await self.client.request(method, url, **kwargs)
-            except httpx.TimeoutException as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # The request never left: safe to send again, whatever it does.
                 last_error = ProviderError(
                     ErrorKind.TRANSIENT,
-                    f"{self.provider}: timeout on {method} {_path(url)}: {exc!r}",
+                    f"{self.provider}: cannot connect for {method} {_path(url)}: {exc!r}",
                 )
-            except httpx.TransportError as exc:
+            except httpx.TransportError as exc:  # timeouts included
                 last_error = ProviderError(
                     ErrorKind.TRANSIENT,
-                    f"{self.provider}: network error on {method} {_path(url)}: {exc!r}",
+                    f"{self.provider}: {type(exc).__name__} on {method} {_path(url)}: {exc!r}",
                 )
+                if not idempotent:
+                    raise last_error from None
             else:
                 if response.is_success:
                     return response
@@ -161,6 +169,8 @@ class ProviderHTTP:
                     self.provider, response
                 )
                 if error.kind is not ErrorKind.TRANSIENT:
+                    raise error
+                if not idempotent and response.status_code != 429:
                     raise error
                 last_error = error
             if attempt < self.retry.attempts:

@@ -221,6 +221,8 @@ class ReplicateProvider:
             json={"input": model_input},
             headers={"Prefer": f"wait={self.wait_seconds}"},
             classify=self._classify,
+            # A retried create could start (and bill) a second prediction.
+            idempotent=False,
         )
         status = to_status(parse_prediction(_json(response)))
         if not status.state.terminal:
