@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+from dataclasses import replace
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -68,11 +69,8 @@ async def start_command(
 async def start_button(
     callback: CallbackQuery, state: FSMContext, services: Services, user: User
 ) -> None:
-    generation = services.generation
-    draft = Draft(model_id=generation.default_model().id, template_slug="")
-    await state.set_state(GenerateForm.choosing)
-    await state.set_data({DRAFT: draft.to_state()})
-    await show_models(callback, generation, draft, user)
+    draft = await new_draft(state, services.generation)
+    await show_models(callback, services.generation, draft, user)
 
 
 async def show_models(
@@ -133,13 +131,7 @@ async def pick_mode(
     if draft is None or model is None or template is None:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
-    draft = Draft(
-        model_id=draft.model_id,
-        template_slug=template.slug,
-        prompt=draft.prompt,
-        settings=draft.settings,
-        reference_keys=draft.reference_keys,
-    )
+    draft = replace(draft, template_slug=template.slug)
     await save_draft(state, draft)
     await state.set_state(GenerateForm.prompt)
     await edit_or_send(
@@ -181,13 +173,7 @@ async def receive_prompt(
     except PromptError as error:
         await message.answer(render.prompt_problem(error, len(message.text or "")))
         return  # same state: a second chance
-    draft = Draft(
-        model_id=draft.model_id,
-        template_slug=draft.template_slug,
-        prompt=prompt,
-        settings=draft.settings,
-        reference_keys=draft.reference_keys,
-    )
+    draft = replace(draft, prompt=prompt)
     await save_draft(state, draft)
     await state.set_state(GenerateForm.summary)
     await send_summary(message, state, services, user, bot, draft)
@@ -203,55 +189,43 @@ async def receive_reference(
     generation = services.generation
     model = generation.model(draft.model_id)
     limit = model.capabilities.max_reference_images if model else 0
-    data = await download_image(message, bot)
     try:
-        if data is None:
-            raise InvalidReferenceError("type")
+        data = await download_image(message, bot)
         key = await generation.add_reference(
             user.id, data, draft.model_id, len(draft.reference_keys)
         )
     except InvalidReferenceError as error:
         await message.answer(render.reference_problem(error.reason, limit))
         return
-    draft = Draft(
-        model_id=draft.model_id,
-        template_slug=draft.template_slug,
-        prompt=draft.prompt,
-        settings=draft.settings,
-        reference_keys=(*draft.reference_keys, key),
-    )
+    draft = replace(draft, reference_keys=(*draft.reference_keys, key))
     await save_draft(state, draft)
     await message.answer(render.reference_added(len(draft.reference_keys), limit))
-    if message.caption and not draft.prompt:
-        message_text = message.caption
+    if message.caption and not draft.prompt:  # a photo with a caption: the caption is the prompt
         try:
-            prompt = generation.clean_prompt(message_text)
+            draft = replace(draft, prompt=generation.clean_prompt(message.caption))
         except PromptError as error:
-            await message.answer(render.prompt_problem(error, len(message_text)))
+            await message.answer(render.prompt_problem(error, len(message.caption)))
             return
-        draft = Draft(
-            model_id=draft.model_id,
-            template_slug=draft.template_slug,
-            prompt=prompt,
-            settings=draft.settings,
-            reference_keys=draft.reference_keys,
-        )
         await save_draft(state, draft)
     if draft.prompt:
         await state.set_state(GenerateForm.summary)
         await send_summary(message, state, services, user, bot, draft)
 
 
-async def download_image(message: Message, bot: Bot) -> bytes | None:
-    """The bytes of a photo or an image document; None for anything else or too big."""
+async def download_image(message: Message, bot: Bot) -> bytes:
+    """The bytes of a photo or an image document (InvalidReferenceError for anything else).
+
+    The size Telegram declares is checked before downloading; the service checks
+    the bytes themselves.
+    """
     if message.photo:
         file_id, size = message.photo[-1].file_id, message.photo[-1].file_size
     elif message.document and (message.document.mime_type or "") in REFERENCE_TYPES:
         file_id, size = message.document.file_id, message.document.file_size
     else:
-        return None
+        raise InvalidReferenceError("type")
     if size is not None and size > MAX_REFERENCE_BYTES:
-        return b"\0" * (MAX_REFERENCE_BYTES + 1)  # let the service say "too large"
+        raise InvalidReferenceError("size")
     buffer = io.BytesIO()
     await bot.download(file_id, destination=buffer)
     return buffer.getvalue()
@@ -333,13 +307,7 @@ async def clear_references(
     if draft is None:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
-    draft = Draft(
-        model_id=draft.model_id,
-        template_slug=draft.template_slug,
-        prompt=draft.prompt,
-        settings=draft.settings,
-    )
-    await save_draft(state, draft)
+    await save_draft(state, replace(draft, reference_keys=()))
     await show_summary(callback, state, services, user)
 
 
@@ -442,13 +410,7 @@ async def apply_setting(
     settings = {k: v for k, v in draft.settings.items() if k != name}
     if value is not None:
         settings[name] = value
-    candidate = Draft(
-        model_id=draft.model_id,
-        template_slug=draft.template_slug,
-        prompt=draft.prompt,
-        settings=settings,
-        reference_keys=draft.reference_keys,
-    )
+    candidate = replace(draft, settings=settings)
     try:
         await services.generation.quote(candidate)
     except DraftError:

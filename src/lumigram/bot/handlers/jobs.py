@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -9,7 +11,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from lumigram.bot import keyboards, render
 from lumigram.bot.callbacks import JobAction, JobCallback, MenuAction, MenuCallback
-from lumigram.bot.handlers.generate import DRAFT, queue_job, save_draft
+from lumigram.bot.handlers.generate import DRAFT, queue_job
 from lumigram.bot.messages import edit_or_send
 from lumigram.bot.notifier import TelegramNotifier
 from lumigram.bot.states import GenerateForm
@@ -45,24 +47,20 @@ async def cancel_button(
     await callback.answer(render.cancelled())
 
 
-async def history_command(message: Message, services: Services) -> None:
-    text, markup = await _history(services, message_user_id(message))
+async def history_command(message: Message, services: Services, user: User) -> None:
+    text, markup = await _history(services, user)
     await message.answer(text, reply_markup=markup)
 
 
 async def history_button(callback: CallbackQuery, services: Services, user: User) -> None:
-    text, markup = await _history(services, user.id)
+    text, markup = await _history(services, user)
     await edit_or_send(callback, text, markup)
 
 
-def message_user_id(message: Message) -> int:
-    return message.from_user.id if message.from_user else message.chat.id
-
-
-async def _history(services: Services, user_id: int) -> tuple[str, InlineKeyboardMarkup]:
-    jobs = await services.generation.history(user_id)
+async def _history(services: Services, user: User) -> tuple[str, InlineKeyboardMarkup]:
+    jobs = await services.generation.history(user.id)
     templates = await services.generation.templates()
-    titles = {t.slug: t.title(services.infra.settings.default_language) for t in templates}
+    titles = {t.slug: t.title(user.language) for t in templates}
     return render.history(jobs, titles), keyboards.history(jobs)
 
 
@@ -144,15 +142,8 @@ async def _ask_prompt(
     if model is None or template is None or not isinstance(callback.message, Message):
         await callback.answer(render.draft_invalid(), show_alert=True)
         return
-    draft = Draft(
-        model_id=draft.model_id,
-        template_slug=draft.template_slug,
-        settings=draft.settings,
-        reference_keys=draft.reference_keys,
-    )
     await state.set_state(GenerateForm.prompt)
-    await state.set_data({DRAFT: draft.to_state()})
-    await save_draft(state, draft)
+    await state.set_data({DRAFT: replace(draft, prompt="").to_state()})
     await callback.answer()
     await callback.message.answer(
         render.ask_prompt(
