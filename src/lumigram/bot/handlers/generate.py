@@ -52,13 +52,19 @@ async def save_draft(state: FSMContext, draft: Draft) -> None:
 # --- entry and choices -----------------------------------------------------------
 
 
+async def new_draft(state: FSMContext, generation: GenerationService) -> Draft:
+    """A fresh draft with the default model preselected."""
+    draft = Draft(model_id=generation.default_model().id, template_slug="")
+    await state.set_state(GenerateForm.choosing)
+    await state.set_data({DRAFT: draft.to_state()})
+    return draft
+
+
 async def start_command(
     message: Message, state: FSMContext, services: Services, user: User
 ) -> None:
     generation = services.generation
-    draft = Draft(model_id=generation.default_model().id, template_slug="")
-    await state.set_state(GenerateForm.choosing)
-    await state.set_data({DRAFT: draft.to_state()})
+    draft = await new_draft(state, generation)
     sent = await message.answer(
         render.choose_model(generation.models(), user.language),
         reply_markup=keyboards.models(generation.models(), draft.model_id),
