@@ -47,3 +47,63 @@ async def test_lumigram_run_serves_users_and_stops_on_sigterm(
     assert token not in log
     assert token.split(":")[1] not in log
     emulator.assert_no_errors()
+
+
+async def test_killed_mid_generation_the_job_is_delivered_once_after_restart(
+    tmp_path: Path, database_url: str
+) -> None:
+    """SIGKILL (no clean shutdown at all) while the image is being generated."""
+    emulator = TelegramEmulator(flood=FloodLimits.unlimited())
+    await emulator.start(host="127.0.0.1", port=0)
+    token = emulator.create_bot(username="kill_bot", first_name="Kill")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "BOT_TOKEN": token,
+        "TELEGRAM_API_BASE": emulator.base_url,
+        "DATABASE_URL": database_url,
+        "DEMO_LATENCY": "0",
+        "DEMO_IMAGE_SIZE": "128",
+        "JOB_RETRY_DELAY": "0.1",
+        "SWEEP_INTERVAL": "0.5",
+    }
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "lumigram",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+
+    first = await start()
+    second = None
+    try:
+        user = emulator.user(user_id=4321, first_name="Kim")
+        await user.send_text("/generate")
+        await user.wait_for_text("Choose a model", timeout=30)
+        await user.press("Demo")
+        await user.wait_for_text("Now choose a mode")
+        await user.press("Custom prompt")
+        await user.wait_for_text("Send me what to draw")
+        await user.send_text("a lighthouse [demo:slow=3]")
+        await user.wait_for_text("Check your request")
+        await user.press("Generate")
+        await user.wait_for_text("Generating", timeout=10)
+        first.kill()
+        await first.wait()
+        second = await start()
+        await user.wait_for(lambda m: m.media_type == "document", timeout=30)
+        await user.wait_idle(quiet=1.5, timeout=10)
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+        await emulator.stop()
+    assert len([m for m in user.bot_messages if m.media_type == "photo"]) == 1
+    assert len([m for m in user.bot_messages if m.media_type == "document"]) == 1
+    emulator.assert_no_errors()

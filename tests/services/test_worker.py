@@ -32,6 +32,7 @@ from lumigram.db.uow import SqlUnitOfWork, unit_of_work_factory
 from lumigram.domain.jobs import ErrorClass, Job, JobStatus, JobStep, ResultFile, RetryRules
 from lumigram.domain.users import User
 from lumigram.fakes.base import Fault
+from lumigram.fakes import replicate as fake_replicate
 from lumigram.fakes.replicate import FakeReplicate
 from lumigram.providers.base import ErrorKind, ImageProvider, TaskState
 from lumigram.providers.demo import DemoProvider
@@ -173,10 +174,19 @@ class World:
     fake: FakeReplicate
     replicate: ReplicateProvider
     clients: list[ReplicateProvider]
+    monkeypatch: pytest.MonkeyPatch
 
     @property
     def providers(self) -> dict[str, ImageProvider]:
         return {"demo": self.demo, "replicate": self.replicate}
+
+    def long_running_predictions(self, *, hold: bool = False) -> None:
+        """Predictions run for a minute unless the test finishes them (by setting their
+        ``run_seconds`` to 0). Without ``hold`` the fake answers a create at once, as
+        Replicate does once ``Prefer: wait`` runs out, which saves the second it holds."""
+        self.fake.run_seconds = 60
+        if not hold:
+            self.monkeypatch.setattr(fake_replicate, "_prefer_wait", lambda _header: 0)
 
     def new_replicate_client(self) -> ReplicateProvider:
         """Another client for the same fake server (what a restarted process would build)."""
@@ -207,9 +217,7 @@ class World:
             clock=self.clock,
         )
 
-    def generation(
-        self, session: AsyncSession, *, max_active_jobs: int = 1
-    ) -> GenerationService:
+    def generation(self, session: AsyncSession, *, max_active_jobs: int = 1) -> GenerationService:
         return GenerationService(
             SqlUnitOfWork(session, self.billing),
             self.catalog,
@@ -298,7 +306,9 @@ class World:
 
 
 @pytest.fixture
-async def world(sessionmaker: Sessions, tmp_path: Path) -> AsyncIterator[World]:
+async def world(
+    sessionmaker: Sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[World]:
     fake = FakeReplicate(api_key=KEY, run_seconds=0.0, slow_seconds=0.3)
     await fake.start()
     world = World(
@@ -313,6 +323,7 @@ async def world(sessionmaker: Sessions, tmp_path: Path) -> AsyncIterator[World]:
         fake=fake,
         replicate=None,  # type: ignore[arg-type]  # set just below
         clients=[],
+        monkeypatch=monkeypatch,
     )
     world.replicate = world.new_replicate_client()
     try:
@@ -418,7 +429,7 @@ async def test_duplicate_dispatch_submits_once_and_delivers_once(world: World) -
 
 
 async def test_asynchronous_replicate_job_is_polled_until_done(world: World) -> None:
-    world.fake.run_seconds = 60  # still running when Prefer: wait=1 runs out
+    world.long_running_predictions(hold=True)  # still running when Prefer: wait=1 runs out
     job = await world.queue(REPLICATE_DRAFT)
     runner = world.runner()
 
@@ -456,7 +467,7 @@ async def test_asynchronous_replicate_job_is_polled_until_done(world: World) -> 
 
 
 async def test_restart_reattaches_to_the_same_prediction(world: World) -> None:
-    world.fake.run_seconds = 60
+    world.long_running_predictions()
     job = await world.queue(REPLICATE_DRAFT)
     first = world.runner()
     await world.next_step(first)  # submit: the prediction id is stored
@@ -598,7 +609,7 @@ async def test_a_finished_job_frees_the_slot(world: World) -> None:
 async def test_cancel_while_polling_releases_the_hold_and_cancels_at_the_provider(
     world: World,
 ) -> None:
-    world.fake.run_seconds = 60
+    world.long_running_predictions()
     job = await world.queue(REPLICATE_DRAFT)
     runner = world.runner()
     await world.next_step(runner)  # submit: running at the provider
@@ -628,7 +639,7 @@ async def test_cancel_while_polling_releases_the_hold_and_cancels_at_the_provide
 
 
 async def test_in_flight_poll_cannot_overwrite_a_cancellation(world: World) -> None:
-    world.fake.run_seconds = 60
+    world.long_running_predictions()
     job = await world.queue(REPLICATE_DRAFT)
     runner = world.runner()
     await world.next_step(runner)  # submit
@@ -666,7 +677,7 @@ async def test_cancel_during_submit_cancels_the_orphaned_prediction(world: World
     submit then creates a prediction whose outcome it may no longer record; that
     prediction must not be left running (and billed to the operator) with nobody to
     collect it."""
-    world.fake.run_seconds = 60
+    world.long_running_predictions(hold=True)  # the create is held open: in flight
     job = await world.queue(REPLICATE_DRAFT)
     runner = world.runner()
     job_id, _ = world.dispatcher.pending.popleft()
@@ -855,7 +866,7 @@ async def test_deadline_passed_fails_with_timeout_and_cancels_at_the_provider(
 
 async def test_deadline_on_replicate_cancels_the_prediction(world: World) -> None:
     rules = dataclasses.replace(FAST_RULES, deadline=timedelta(seconds=30))
-    world.fake.run_seconds = 60
+    world.long_running_predictions()
     job = await world.queue(REPLICATE_DRAFT)
     runner = world.runner(rules=rules)
     await world.next_step(runner)
