@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -51,6 +52,7 @@ class WorkerPolicy:
     lease: timedelta = timedelta(seconds=120)  # longer than any single step may take
     rules: RetryRules = field(default_factory=RetryRules)
     provider_concurrency: int = 8  # provider calls at once, per provider
+    progress_interval: float = 3.0  # seconds between two edits of a status message
     sweep_batch: int = 200
 
 
@@ -72,6 +74,7 @@ class JobRunner:
         self._dispatcher = dispatcher
         self.policy = policy or WorkerPolicy()
         self._clock = clock
+        self._last_progress: dict[int, float] = {}  # job id -> monotonic time of last edit
         self._slots = {
             name: asyncio.Semaphore(self.policy.provider_concurrency) for name in providers
         }
@@ -98,6 +101,10 @@ class JobRunner:
 
     async def sweep(self) -> int:
         """Dispatch every active job that is due and not leased; returns how many."""
+        # Forget progress timestamps of jobs that ended elsewhere (e.g. cancelled by the user).
+        cutoff = time.monotonic() - 3600
+        for job_id in [k for k, v in self._last_progress.items() if v < cutoff]:
+            del self._last_progress[job_id]
         async with self._uow() as uow:
             due = await uow.jobs.due(self._clock(), self.policy.sweep_batch)
             await uow.commit()
@@ -202,6 +209,7 @@ class JobRunner:
     ) -> None:
         if outputs is None:
             outputs = [(r, await self._storage.get(r.key)) for r in job.results]
+        self._last_progress.pop(job.id or 0, None)
         delivered = await self._notifier.deliver(job, outputs)
         now = self._clock()
         async with self._uow() as uow:
@@ -270,6 +278,7 @@ class JobRunner:
             if failed:
                 await uow.billing.release(job)
             await uow.commit()
+        self._last_progress.pop(job.id or 0, None)
         if failed:
             job.status, job.error_class, job.user_error = (
                 JobStatus.FAILED.value,
@@ -310,9 +319,14 @@ class JobRunner:
     async def _notify_progress(self, job: Job, token: str) -> None:
         """Update the status message. The text is recorded before it is sent, so a worker
         that dies in between never sends the same text again (Telegram refuses no-op edits)."""
+        now = time.monotonic()
+        last = self._last_progress.get(job.id or 0)
+        if last is not None and now - last < self.policy.progress_interval:
+            return
         text = self._notifier.progress_text(job)
         if text == job.status_text or not await self._write(job, token, {"status_text": text}):
             return
+        self._last_progress[job.id or 0] = now
         job.status_text = text
         message_id = await self._notifier.show_progress(job, text)
         if message_id is not None:
