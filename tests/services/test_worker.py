@@ -31,10 +31,10 @@ from lumigram.db.repositories.users import UserRepository
 from lumigram.db.uow import SqlUnitOfWork, unit_of_work_factory
 from lumigram.domain.jobs import ErrorClass, Job, JobStatus, JobStep, ResultFile, RetryRules
 from lumigram.domain.users import User
-from lumigram.fakes.base import Fault
 from lumigram.fakes import replicate as fake_replicate
+from lumigram.fakes.base import Fault
 from lumigram.fakes.replicate import FakeReplicate
-from lumigram.providers.base import ErrorKind, ImageProvider, TaskState
+from lumigram.providers.base import ImageProvider, TaskState
 from lumigram.providers.demo import DemoProvider
 from lumigram.providers.http import RetryPolicy
 from lumigram.providers.replicate import ReplicateProvider
@@ -364,23 +364,29 @@ async def test_demo_job_succeeds_stores_delivers_once_and_captures(world: World)
     stored = await world.job(job.id)
     assert stored.status == JobStatus.SUCCEEDED.value
     assert stored.step == JobStep.DONE.value
-    assert stored.lease_token is None and stored.lease_expires_at is None
-    assert stored.delivered_at == world.clock() and stored.finished_at == world.clock()
+    assert stored.lease_token is None
+    assert stored.lease_expires_at is None
+    assert stored.delivered_at == world.clock()
+    assert stored.finished_at == world.clock()
     assert stored.started_at == START
-    assert stored.attempts == 0 and stored.error_class is None
+    assert stored.attempts == 0
+    assert stored.error_class is None
 
     assert len(world.notifier.deliveries) == 1
     delivered_id, outputs = world.notifier.deliveries[0]
-    assert delivered_id == job.id and len(outputs) == 2
+    assert delivered_id == job.id
+    assert len(outputs) == 2
     results = stored.results
     assert [r.key for r in results] == [f"results/{job.id}/0.png", f"results/{job.id}/1.png"]
     assert [r.photo_file_id for r in results] == [f"photo-{job.id}-0", f"photo-{job.id}-1"]
     for result, (sent, data) in zip(results, outputs, strict=True):
-        assert result.mime_type == "image/png" and (result.width, result.height) == (64, 64)
+        assert result.mime_type == "image/png"
+        assert (result.width, result.height) == (64, 64)
         assert sent.key == result.key
         assert await world.storage.get(result.key) == data
         with Image.open(io.BytesIO(data)) as image:
-            assert image.format == "PNG" and image.size == (64, 64)
+            assert image.format == "PNG"
+            assert image.size == (64, 64)
     assert outputs[0][1] != outputs[1][1]  # output i uses seed + i
 
     assert world.billing.calls == [("reserve", job.id, 2), ("capture", job.id, 2)]
@@ -422,7 +428,8 @@ async def test_duplicate_dispatch_submits_once_and_delivers_once(world: World) -
     assert await world.storage.exists(stored.results[0].key)
     # A second runner (another worker process) given the same id later does nothing either.
     await world.runner().run_step(job.id or 0)
-    assert len(world.creates()) == 1 and len(world.notifier.deliveries) == 1
+    assert len(world.creates()) == 1
+    assert len(world.notifier.deliveries) == 1
 
 
 # --- asynchronous providers -----------------------------------------------------------------
@@ -439,7 +446,8 @@ async def test_asynchronous_replicate_job_is_polled_until_done(world: World) -> 
     assert stored.status == JobStatus.RUNNING.value
     assert stored.step == JobStep.POLL.value
     assert stored.provider_job_id == prediction_id
-    assert stored.polls == 1 and stored.lease_token is None
+    assert stored.polls == 1
+    assert stored.lease_token is None
     assert stored.next_attempt_at == world.clock() + timedelta(seconds=FAST_RULES.poll_interval(0))
     assert world.dispatcher.sent[-1] == (job.id, FAST_RULES.poll_interval(0))
 
@@ -504,7 +512,8 @@ async def test_restart_reattaches_to_the_same_prediction(world: World) -> None:
 async def test_job_that_never_reached_the_provider_is_requeued_by_recover(world: World) -> None:
     job = await world.queue(REPLICATE_DRAFT)
     claimed = await world.dead_worker_claims(job.id)  # claimed, then died before submit
-    assert claimed.step == JobStep.SUBMIT.value and claimed.provider_job_id is None
+    assert claimed.step == JobStep.SUBMIT.value
+    assert claimed.provider_job_id is None
     world.dispatcher.pending.clear()
 
     runner = world.runner()
@@ -529,8 +538,10 @@ async def test_lease_of_a_dead_worker_expires_and_sweep_dispatches_the_job(world
     assert await runner.sweep() == 0
     await runner.run_step(job.id or 0)  # a duplicate dispatch while leased does nothing
     stored = await world.job(job.id)
-    assert stored.lease_token == "dead-worker" and stored.step == JobStep.SUBMIT.value
-    assert world.notifier.shown == [] and world.notifier.deliveries == []
+    assert stored.lease_token == "dead-worker"
+    assert stored.step == JobStep.SUBMIT.value
+    assert world.notifier.shown == []
+    assert world.notifier.deliveries == []
 
     world.clock.now = START + LEASE  # the lease ends at this instant, but has not expired yet
     assert await runner.sweep() == 0
@@ -569,14 +580,15 @@ async def test_concurrent_queue_calls_create_one_job(world: World, callers: int)
 
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     queued = [o for o in outcomes if not isinstance(o, BaseException)]
-    assert len(queued) == 1 and len(errors) == callers - 1, outcomes
+    assert (len(queued), len(errors)) == (1, callers - 1), outcomes
     for error in errors:
         assert isinstance(error, ActiveJobLimitError)
         assert [j.id for j in error.active] == [queued[0].job.id]
     async with world.sessionmaker() as session:
         active = await JobRepository(session).active_for_user(USER_ID)
         everything = await JobRepository(session).recent_for_user(USER_ID, 10)
-    assert len(active) == 1 and len(everything) == 1
+    assert len(active) == 1
+    assert len(everything) == 1
     assert world.billing.of("reserve") == [("reserve", queued[0].job.id, 1)]
 
 
@@ -585,7 +597,7 @@ async def test_concurrent_queue_calls_respect_a_limit_of_two(world: World) -> No
 
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     queued = [o for o in outcomes if not isinstance(o, BaseException)]
-    assert len(queued) == 2 and len(errors) == 1, outcomes
+    assert (len(queued), len(errors)) == (2, 1), outcomes
     assert isinstance(errors[0], ActiveJobLimitError)
     assert len(errors[0].active) == 2
     async with world.sessionmaker() as session:
@@ -619,7 +631,8 @@ async def test_cancel_while_polling_releases_the_hold_and_cancels_at_the_provide
 
     async with world.sessionmaker() as session:
         cancelled = await world.generation(session).cancel(USER_ID)  # the active one
-    assert cancelled is not None and cancelled.id == job.id
+    assert cancelled is not None
+    assert cancelled.id == job.id
     assert cancelled.status == JobStatus.CANCELLED.value
 
     assert world.cancels_of(prediction_id) == 1
@@ -631,7 +644,8 @@ async def test_cancel_while_polling_releases_the_hold_and_cancels_at_the_provide
     assert stored.status == JobStatus.CANCELLED.value
     assert stored.finished_at == world.clock() - timedelta(seconds=FAST_RULES.poll_interval(0))
     assert world.polls_of(prediction_id) == 0
-    assert world.notifier.deliveries == [] and world.notifier.failures == []
+    assert world.notifier.deliveries == []
+    assert world.notifier.failures == []
     assert world.billing.of("capture") == []
     assert len(world.billing.of("release")) == 1
     # Cancelling again is a no-op: nothing active.
@@ -689,7 +703,8 @@ async def test_cancel_during_submit_cancels_the_orphaned_prediction(world: World
 
     async with world.sessionmaker() as session:
         cancelled = await world.generation(session).cancel(USER_ID, job.id)
-    assert cancelled is not None and cancelled.provider_job_id is None
+    assert cancelled is not None
+    assert cancelled.provider_job_id is None
     await step
 
     stored = await world.job(job.id)
@@ -710,8 +725,10 @@ async def test_transient_failures_are_retried_with_backoff_then_succeed(world: W
 
     await world.next_step(runner)  # attempt 1: 500
     stored = await world.job(job.id)
-    assert stored.status == JobStatus.RUNNING.value and stored.step == JobStep.SUBMIT.value
-    assert stored.attempts == 1 and stored.lease_token is None
+    assert stored.status == JobStatus.RUNNING.value
+    assert stored.step == JobStep.SUBMIT.value
+    assert stored.attempts == 1
+    assert stored.lease_token is None
     assert stored.next_attempt_at == world.clock() + timedelta(seconds=0.5)
     assert world.dispatcher.sent[-1] == (job.id, 0.5)
 
@@ -727,7 +744,8 @@ async def test_transient_failures_are_retried_with_backoff_then_succeed(world: W
     await world.drive(runner)  # attempt 3 succeeds
     stored = await world.job(job.id)
     assert stored.status == JobStatus.SUCCEEDED.value
-    assert stored.attempts == 2 and stored.error_class is None
+    assert stored.attempts == 2
+    assert stored.error_class is None
     assert world.dispatcher.delays() == [0.0, 0.5, 1.0]
     assert len(world.creates()) == 3
     assert len(world.notifier.deliveries) == 1
@@ -751,7 +769,8 @@ async def test_exhausted_transient_attempts_fail_the_job_and_release_the_hold(
     assert "simulated transient failure" in (stored.error_message or "")
     assert stored.user_error is None
     assert stored.attempts == 2
-    assert stored.lease_token is None and stored.finished_at == world.clock()
+    assert stored.lease_token is None
+    assert stored.finished_at == world.clock()
     # The demo says retry_after=1, which the back-off honours.
     assert world.dispatcher.delays() == [0.0, 1.0, 1.0]
     assert world.billing.calls == [("reserve", job.id, 1), ("release", job.id, None)]
@@ -784,7 +803,8 @@ async def test_replicate_nsfw_failure_is_a_safety_failure(world: World) -> None:
     stored = await world.job(job.id)
     assert stored.status == JobStatus.FAILED.value
     assert stored.error_class == ErrorClass.SAFETY.value
-    assert stored.user_error and "safety filter" in stored.user_error
+    assert stored.user_error
+    assert "safety filter" in stored.user_error
     assert len(world.creates()) == 1
     assert world.billing.of("release") == [("release", job.id, None)]
 
@@ -851,7 +871,8 @@ async def test_deadline_passed_fails_with_timeout_and_cancels_at_the_provider(
     stored = await world.job(job.id)
     assert stored.step == JobStep.POLL.value
     provider_job_id = stored.provider_job_id
-    assert provider_job_id is not None and provider_job_id.startswith("demo-")
+    assert provider_job_id is not None
+    assert provider_job_id.startswith("demo-")
 
     world.clock.advance(31)  # longer than the deadline since the first claim
     await world.drive(runner)
@@ -897,7 +918,8 @@ async def test_coloring_mode_stores_a_black_and_white_png(world: World) -> None:
     stored = await world.job(job.id)
     assert stored.status == JobStatus.SUCCEEDED.value
     (result,) = stored.results
-    assert result.mime_type == "image/png" and result.key.endswith(".png")
+    assert result.mime_type == "image/png"
+    assert result.key.endswith(".png")
     data = await world.storage.get(result.key)
     with Image.open(io.BytesIO(data)) as image:
         assert image.format == "PNG"

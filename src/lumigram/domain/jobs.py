@@ -18,6 +18,9 @@ from typing import Any
 
 from lumigram.providers.base import ErrorKind
 
+# Job setting (not a model setting): post-process the output into a colouring page.
+COLORING = "coloring"
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"

@@ -49,7 +49,7 @@ MODELS: Mapping[str, Capabilities] = {
         max_reference_images=14, aspect_ratios=ASPECT_RATIOS, output_formats=("png",)
     ),
 }
-# GenerationRequest.extra["image_size"]: output resolution, Nano Banana Pro only.
+# GenerationRequest.extra["resolution"] (or "image_size"): output resolution, Nano Banana Pro only.
 IMAGE_SIZES: Mapping[str, tuple[str, ...]] = {FLASH_IMAGE: (), PRO_IMAGE: ("1K", "2K", "4K")}
 
 _REFERENCE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
@@ -168,7 +168,7 @@ def check_request(request: GenerationRequest) -> None:
         raise _invalid(f"{request.model} does not offer aspect ratio {request.aspect_ratio}")
     if request.output_format is not None and request.output_format not in caps.output_formats:
         raise _invalid(f"{request.model} does not offer output format {request.output_format}")
-    image_size = request.extra.get("image_size")
+    image_size = _image_size(request)
     if image_size is not None and image_size not in IMAGE_SIZES[request.model]:
         raise _invalid(f"{request.model} does not offer image size {image_size!r}")
 
@@ -192,8 +192,8 @@ def build_body(request: GenerationRequest) -> bytes:
     image_config: dict[str, str] = {}
     if request.aspect_ratio is not None:
         image_config["aspectRatio"] = request.aspect_ratio
-    if request.extra.get("image_size") is not None:
-        image_config["imageSize"] = str(request.extra["image_size"])
+    if (image_size := _image_size(request)) is not None:
+        image_config["imageSize"] = str(image_size)
     config: dict[str, Any] = {
         "responseModalities": ["IMAGE"] if request.extra.get("image_only") else ["TEXT", "IMAGE"]
     }
@@ -376,3 +376,8 @@ def _invalid(message: str) -> ProviderError:
 def _malformed(message: str) -> ProviderError:
     # Transient, not retried here: a 200 was probably billed, so the job layer decides.
     return ProviderError(ErrorKind.TRANSIENT, f"{PROVIDER}: unexpected answer: {message}")
+
+
+def _image_size(request: GenerationRequest) -> Any:
+    """The requested output resolution: the generic "resolution" or Gemini's "image_size"."""
+    return request.extra.get("resolution", request.extra.get("image_size"))

@@ -64,6 +64,8 @@ class ReplicateModel:
     max_total_images: int | None = None
     # Input that carries ``prompt_upsampling`` (flux: prompt_upsampling, seedream: enhance_prompt).
     upsampling_input: str | None = None
+    # Our generic ``extra`` names that this model calls otherwise (seedream: resolution -> size).
+    extra_inputs: Mapping[str, str] = field(default_factory=dict)
 
 
 FLUX_ASPECT_RATIOS = ("1:1", "16:9", "3:2", "2:3", "4:5", "5:4", "9:16", "3:4", "4:3")
@@ -105,6 +107,7 @@ MODELS: Mapping[str, ReplicateModel] = MappingProxyType(
                 prompt_upsampling=True,
             ),
             extras={"size": ("1K", "2K", "4K")},
+            extra_inputs={"resolution": "size"},
             output_format_input=False,
             multi_output=True,
             max_total_images=15,
@@ -351,7 +354,8 @@ async def build_input(request: GenerationRequest) -> dict[str, Any]:
             ErrorKind.INVALID_INPUT,
             f"{NAME}: reference and output images together exceed {spec.max_total_images}",
         )
-    for key, value in request.extra.items():
+    for generic, value in request.extra.items():
+        key = spec.extra_inputs.get(generic, generic)
         allowed = spec.extras.get(key)
         if allowed is None or not _one_of(value, allowed):
             raise ProviderError(

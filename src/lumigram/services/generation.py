@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumigram.catalog import Catalog, ModelSpec, SettingsError
-from lumigram.domain.jobs import Job, JobStatus, JobStep, ResultFile
+from lumigram.domain.jobs import COLORING, Job, JobStatus, JobStep, ResultFile
 from lumigram.domain.prompts import clean_prompt
-from lumigram.domain.templates import Template
+from lumigram.domain.templates import Template, TemplateKind
 from lumigram.domain.users import User
 from lumigram.imaging import InvalidImage, probe_image
 from lumigram.providers.base import ImageProvider
@@ -187,6 +187,8 @@ class GenerationService:
         settings = dict(quote.settings)
         if "seed" not in settings and quote.model.capabilities.seed:
             settings["seed"] = secrets.randbelow(2**31)
+        if template.template_kind is TemplateKind.COLORING:
+            settings[COLORING] = True
         job = Job(
             user_id=user.id,
             chat_id=chat_id,
@@ -267,7 +269,8 @@ class GenerationService:
     def draft_from(self, job: Job, *, new_seed: bool) -> Draft:
         """A draft that repeats ``job`` (Regenerate: same settings with a new seed)."""
         settings = dict(job.settings)
-        settings.pop("reference_images", None)
+        for derived in ("reference_images", COLORING):  # set again when queued
+            settings.pop(derived, None)
         if new_seed and "seed" in settings:
             settings["seed"] = secrets.randbelow(2**31)
         return Draft(

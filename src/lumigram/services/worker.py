@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from lumigram.domain.jobs import (
+    COLORING,
     ErrorClass,
     Job,
     JobStatus,
@@ -26,7 +27,6 @@ from lumigram.domain.jobs import (
     ResultFile,
     RetryRules,
 )
-from lumigram.domain.templates import TemplateKind
 from lumigram.imaging import InvalidImage, probe_image, to_coloring_page
 from lumigram.providers.base import (
     ErrorKind,
@@ -160,11 +160,12 @@ class JobRunner:
         elif status.state is TaskState.CANCELLED:
             await self._fail(job, token, ErrorClass.TRANSIENT, "cancelled at the provider", None)
         else:
+            submitted = job.step == JobStep.SUBMIT.value
             delay = self.policy.rules.poll_interval(job.polls)
             job.progress = status.progress
             job.provider_job_id = status.provider_job_id or job.provider_job_id
             await self._notify_progress(job, token)
-            await self._release(
+            kept = await self._release(
                 job,
                 token,
                 {
@@ -175,11 +176,15 @@ class JobRunner:
                 },
                 delay=delay,
             )
+            if not kept and submitted:
+                # Cancelled while the submit was in flight: nobody else knows this
+                # provider job, so stop it here or it runs (and bills) for nothing.
+                await self._cancel_at_provider(job)
 
     async def _collect(self, job: Job, token: str, status: TaskStatus) -> None:
         """Download, post-process and store the outputs, then deliver them."""
         provider = self._provider(job)
-        coloring = job.mode == TemplateKind.COLORING.value or job.settings.get("coloring") is True
+        coloring = job.settings.get(COLORING) is True
         stored: list[tuple[ResultFile, bytes]] = []
         for index, ref in enumerate(status.outputs):
             data = await self._with_provider(job, provider.fetch(ref))
@@ -290,8 +295,11 @@ class JobRunner:
     # --- helpers ----------------------------------------------------------------
     async def _release(
         self, job: Job, token: str, values: dict[str, Any], *, delay: float = 0.0
-    ) -> None:
-        """Record the step's outcome, free the lease and schedule the next step."""
+    ) -> bool:
+        """Record the step's outcome, free the lease and schedule the next step.
+
+        Returns False if the lease was lost (the job was cancelled or taken over).
+        """
         now = self._clock()
         wrote = await self._write(
             job,
@@ -303,8 +311,9 @@ class JobRunner:
                 "next_attempt_at": now + timedelta(seconds=delay),
             },
         )
-        if wrote and values.get("status") is None:
+        if wrote:
             await self._dispatcher.dispatch(job.id or 0, delay=delay, priority=job.priority)
+        return wrote
 
     async def _write(self, job: Job, token: str, values: dict[str, Any]) -> bool:
         async with self._uow() as uow:
