@@ -47,8 +47,29 @@ def test_check_config_masks_the_token(tmp_path: Path) -> None:
     assert "BOT_TOKEN=1234…" in result.stdout
 
 
-def test_migrate_creates_the_default_sqlite_database(tmp_path: Path) -> None:
-    result = lumigram("migrate", cwd=tmp_path, env={"BOT_TOKEN": VALID_TOKEN})
+def test_migrate_creates_the_default_sqlite_database_without_a_bot_token(tmp_path: Path) -> None:
+    result = lumigram("migrate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "lumigram.db").exists()
     assert "revision" in result.stdout
+
+
+def test_ledger_verify_passes_on_clean_books_and_fails_on_tampering(tmp_path: Path) -> None:
+    import sqlite3
+
+    assert lumigram("migrate", cwd=tmp_path).returncode == 0
+    clean = lumigram("ledger", "verify", cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    assert "Ledger OK." in clean.stdout
+    with sqlite3.connect(tmp_path / "data" / "lumigram.db") as db:
+        db.execute(
+            "INSERT INTO users (id, language, referral_code, created_at, last_seen_at) "
+            "VALUES (1, 'en', 'abcdefgh', '2026-01-01', '2026-01-01')"
+        )
+        db.execute(
+            "INSERT INTO balances (user_id, account, amount, updated_at) "
+            "VALUES (1, 'credits', 5, '2026-01-01')"
+        )
+    broken = lumigram("ledger", "verify", cwd=tmp_path)
+    assert broken.returncode == 1
+    assert "user 1 credits: balance 5 but ledger sums to 0" in broken.stdout

@@ -9,7 +9,13 @@ import sys
 from collections.abc import Sequence
 
 from lumigram import __version__
-from lumigram.config import ConfigError, Settings, load_settings
+from lumigram.config import (
+    ConfigError,
+    DatabaseSettings,
+    Settings,
+    load_database_settings,
+    load_settings,
+)
 
 EXIT_CONFIG = 2
 
@@ -25,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check-config", help="validate the configuration and print it, secrets masked"
     )
+    ledger = commands.add_parser("ledger", help="money: check the ledger")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+    ledger_commands.add_parser(
+        "verify", help="check every balance against its ledger (exit 1 on any difference)"
+    )
     return parser
 
 
@@ -35,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        settings = load_settings()
+        settings: DatabaseSettings = (
+            load_database_settings() if args.command in ("migrate", "ledger") else load_settings()
+        )
     except ConfigError as error:
         print(error, file=sys.stderr)
         return EXIT_CONFIG
@@ -53,15 +66,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         revision = asyncio.run(migrate(settings))
         print(f"Database is at revision {revision}.")
         return 0
+    if args.command == "ledger":
+        from lumigram.runtime import verify_ledger
+
+        problems = asyncio.run(verify_ledger(settings))
+        for problem in problems:
+            print(problem)
+        print("Ledger OK." if not problems else f"{len(problems)} problem(s) found.")
+        return 0 if not problems else 1
     from lumigram.runtime import run_bot
 
+    assert isinstance(settings, Settings)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_bot(settings))
     return 0
 
 
-def _secrets(settings: Settings) -> list[str]:
-    return [settings.bot_token.get_secret_value()]
+def _secrets(settings: DatabaseSettings) -> list[str]:
+    secrets = [settings.database_url.get_secret_value()]
+    if isinstance(settings, Settings):
+        secrets.append(settings.bot_token.get_secret_value())
+        secrets.extend(settings.provider_keys().values())
+    return secrets
 
 
 if __name__ == "__main__":

@@ -47,7 +47,9 @@ class ConfigError(Exception):
     """A configuration problem, worded for the operator (one line, no secrets)."""
 
 
-class Settings(BaseSettings):
+class DatabaseSettings(BaseSettings):
+    """What the database commands (``migrate``, ``ledger verify``) need: no bot token."""
+
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
@@ -56,11 +58,47 @@ class Settings(BaseSettings):
         hide_input_in_errors=True,
     )
 
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/lumigram.db")
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("unsupported database driver")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("unknown log level")
+        return value
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text with secrets masked, for ``lumigram check-config``."""
+        shown: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                shown[name.upper()] = "(not set)"
+            elif name == "database_url":
+                shown[name.upper()] = mask_url(value.get_secret_value())
+            elif isinstance(value, SecretStr):
+                shown[name.upper()] = mask_secret(value.get_secret_value())
+            elif isinstance(value, frozenset):
+                shown[name.upper()] = ",".join(str(item) for item in sorted(value))
+            else:
+                shown[name.upper()] = str(value)
+        return shown
+
+
+class Settings(DatabaseSettings):
     bot_token: SecretStr
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
-    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/lumigram.db")
     default_language: str = "en"
-    log_level: str = "INFO"
     telegram_api_base: str = "https://api.telegram.org"
     # Per-user throttling: at most `throttle_rate` updates a second, bursts of `throttle_burst`.
     throttle_rate: float = Field(default=2.0, gt=0)
@@ -118,28 +156,12 @@ class Settings(BaseSettings):
             return frozenset(int(part) for part in parts if part)
         return value
 
-    @field_validator("database_url")
-    @classmethod
-    def _known_driver(cls, value: SecretStr) -> SecretStr:
-        url = value.get_secret_value()
-        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError("unsupported database driver")
-        return value
-
     @field_validator("default_language")
     @classmethod
     def _language(cls, value: str) -> str:
         value = value.strip().lower()
         if value not in SUPPORTED_LANGUAGES:
             raise ValueError("unsupported language")
-        return value
-
-    @field_validator("log_level")
-    @classmethod
-    def _log_level(cls, value: str) -> str:
-        value = value.strip().upper()
-        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError("unknown log level")
         return value
 
     @field_validator(
@@ -182,23 +204,6 @@ class Settings(BaseSettings):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         return Path(path) if path and path != ":memory:" else None
 
-    def masked(self) -> dict[str, str]:
-        """Every setting as text with secrets masked, for ``lumigram check-config``."""
-        shown: dict[str, str] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if value is None:
-                shown[name.upper()] = "(not set)"
-            elif name == "database_url":
-                shown[name.upper()] = mask_url(value.get_secret_value())
-            elif isinstance(value, SecretStr):
-                shown[name.upper()] = mask_secret(value.get_secret_value())
-            elif isinstance(value, frozenset):
-                shown[name.upper()] = ",".join(str(item) for item in sorted(value))
-            else:
-                shown[name.upper()] = str(value)
-        return shown
-
 
 def mask_secret(secret: str) -> str:
     if not secret:
@@ -215,6 +220,14 @@ def load_settings(**overrides: Any) -> Settings:
     """Read the settings or raise ConfigError with one operator-friendly line."""
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def load_database_settings() -> DatabaseSettings:
+    """The settings of the database commands, which need no bot token."""
+    try:
+        return DatabaseSettings()
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
 

@@ -16,15 +16,17 @@ from lumigram.bot.commands import register_commands
 from lumigram.bot.i18n import build_i18n
 from lumigram.bot.notifier import TelegramNotifier
 from lumigram.catalog import load_catalog
-from lumigram.config import Settings
+from lumigram.config import DatabaseSettings, Settings
 from lumigram.container import Infrastructure, billing_for, worker_policy
 from lumigram.db.engine import create_engine, create_sessionmaker
 from lumigram.db.mapping import map_entities
 from lumigram.db.migrate import current_revision, upgrade
+from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.db.repositories.templates import TemplateRepository
 from lumigram.db.uow import unit_of_work_factory
 from lumigram.providers.registry import build_providers
 from lumigram.queue.inprocess import InProcessQueue
+from lumigram.services.ledger import Ledger
 from lumigram.services.worker import JobRunner
 from lumigram.storage.local import LocalStorage
 
@@ -122,7 +124,18 @@ async def run_bot(settings: Settings) -> None:
         await app.close()
 
 
-async def migrate(settings: Settings) -> str | None:
+async def verify_ledger(settings: DatabaseSettings) -> list[str]:
+    """Every balance against its ledger; the problems found (none: all is well)."""
+    map_entities()
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await Ledger(LedgerRepository(session)).discrepancies()
+    finally:
+        await engine.dispose()
+
+
+async def migrate(settings: DatabaseSettings) -> str | None:
     engine = create_engine(settings.database_url.get_secret_value())
     try:
         await upgrade(engine)

@@ -12,6 +12,7 @@ from lumigram.db import tables
 from lumigram.db.base import metadata
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.jobs import Job
+from lumigram.domain.money import Hold, LedgerEntry
 from lumigram.domain.templates import Template
 from lumigram.domain.users import User
 
@@ -27,4 +28,6 @@ def map_entities() -> None:
     mapper_registry.map_imperatively(AuditEntry, tables.audit_log)
     mapper_registry.map_imperatively(Template, tables.templates)
     mapper_registry.map_imperatively(Job, tables.jobs)
+    mapper_registry.map_imperatively(LedgerEntry, tables.ledger_entries)
+    mapper_registry.map_imperatively(Hold, tables.holds)
     _mapped = True

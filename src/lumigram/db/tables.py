@@ -6,6 +6,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Float,
     ForeignKey,
@@ -114,4 +115,69 @@ jobs = Table(
     Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
     # The sweeper's query: active jobs that are due.
     Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+# --- money ------------------------------------------------------------------------
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("telegram_payment_charge_id", String(128), nullable=False, unique=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("invoice_payload", String(128), nullable=False),
+    Column("product", String(32), nullable=False),  # single, package, subscription
+    Column("product_ref", String(64)),  # job id, package id or subscription tier
+    Column("amount_xtr", Integer, nullable=False),
+    Column("credits", Integer, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),  # paid, refunded
+    Column("subscription_expires_at", UTCDateTime()),
+    Column("is_recurring", Boolean, nullable=False, server_default=false()),
+    Column("is_first_recurring", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("refunded_at", UTCDateTime()),
+    Index("ix_payments_user_id_created_at", "user_id", "created_at"),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("user_id", BigInteger, ForeignKey("users.id"), primary_key=True),
+    Column("account", String(32), primary_key=True),
+    Column("amount", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # The database itself refuses an overdraft, whatever the code above it does.
+    CheckConstraint("amount >= 0", name="non_negative"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("idempotency_key", String(128), nullable=False, unique=True),
+    Column("payment_id", Integer, ForeignKey("payments.id")),
+    Column("job_id", Integer, ForeignKey("jobs.id")),
+    Column("admin_id", BigInteger),
+    Column("note", String(256)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_ledger_entries_user_id_account", "user_id", "account"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False, unique=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("units", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("captured", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("settled_at", UTCDateTime()),
 )

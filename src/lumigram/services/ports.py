@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.jobs import Job, ResultFile
+from lumigram.domain.money import Hold, LedgerEntry
 from lumigram.domain.templates import Template
 from lumigram.domain.users import User
 
@@ -162,3 +163,27 @@ class UnitOfWork(Protocol):
 
 
 UnitOfWorkFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
+
+
+class LedgerGateway(Protocol):
+    """Ledger rows and balances. ``apply`` is the only way a balance changes."""
+
+    async def apply(self, entry: LedgerEntry) -> bool:
+        """Record ``entry`` and move its balance, atomically.
+
+        False (and nothing changed) if an entry with the same idempotency key
+        exists; InsufficientFundsError (nothing changed) if the balance would go
+        below zero."""
+        ...
+
+    async def balances(self, user_id: int) -> dict[str, int]: ...
+
+    async def get_hold(self, job_id: int) -> Hold | None: ...
+
+    async def add_hold(self, hold: Hold) -> bool:
+        """False if the job already has a hold."""
+        ...
+
+    async def discrepancies(self) -> list[str]:
+        """Balances that differ from their ledger, negative balances, broken holds."""
+        ...
