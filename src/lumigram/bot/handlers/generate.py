@@ -16,7 +16,7 @@ from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
 
 from lumigram.bot import keyboards, render
 from lumigram.bot.callbacks import GenerateCallback, GenerateStep
@@ -43,6 +43,16 @@ SCREEN = "screen"  # id of the message the conversation edits
 async def load_draft(state: FSMContext) -> Draft | None:
     data = await state.get_data()
     return Draft.from_state(data[DRAFT]) if DRAFT in data else None
+
+
+async def has_draft(_: TelegramObject, state: FSMContext) -> dict[str, Draft] | bool:
+    """Filter: the conversation has a draft, handed to the handler as ``draft``.
+
+    Without one (a restart lost the conversation, an old button) the update falls
+    through to the fallback router, which says the button is no longer valid.
+    """
+    draft = await load_draft(state)
+    return {"draft": draft} if draft is not None else False
 
 
 async def save_draft(state: FSMContext, draft: Draft) -> None:
@@ -92,14 +102,14 @@ async def show_models(
 
 async def pick_model(
     callback: CallbackQuery,
+    draft: Draft,
     callback_data: GenerateCallback,
     state: FSMContext,
     services: Services,
     user: User,
 ) -> None:
-    draft = await load_draft(state)
     model = services.generation.model(callback_data.value)
-    if draft is None or model is None:
+    if model is None:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
     if model.id != draft.model_id:  # another model: its own defaults
@@ -113,28 +123,24 @@ async def pick_model(
 
 
 async def back_to_models(
-    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+    callback: CallbackQuery, draft: Draft, state: FSMContext, services: Services, user: User
 ) -> None:
-    draft = await load_draft(state)
-    if draft is None:
-        await callback.answer(render.draft_expired(), show_alert=True)
-        return
     await state.set_state(GenerateForm.choosing)
     await show_models(callback, services.generation, draft, user)
 
 
 async def pick_mode(
     callback: CallbackQuery,
+    draft: Draft,
     callback_data: GenerateCallback,
     state: FSMContext,
     services: Services,
     user: User,
 ) -> None:
-    draft = await load_draft(state)
-    model = services.generation.model(draft.model_id) if draft else None
+    model = services.generation.model(draft.model_id)
     templates = {t.slug: t for t in await services.generation.templates()}
     template = templates.get(callback_data.value)
-    if draft is None or model is None or template is None:
+    if model is None or template is None:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
     draft = replace(draft, template_slug=template.slug)
@@ -150,10 +156,9 @@ async def pick_mode(
 
 
 async def back_to_modes(
-    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+    callback: CallbackQuery, draft: Draft, state: FSMContext, services: Services, user: User
 ) -> None:
-    draft = await load_draft(state)
-    model = services.generation.model(draft.model_id) if draft else None
+    model = services.generation.model(draft.model_id)
     if model is None:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
@@ -168,12 +173,8 @@ async def back_to_modes(
 
 
 async def receive_prompt(
-    message: Message, state: FSMContext, services: Services, user: User, bot: Bot
+    message: Message, draft: Draft, state: FSMContext, services: Services, user: User, bot: Bot
 ) -> None:
-    draft = await load_draft(state)
-    if draft is None:
-        await message.answer(render.draft_expired())
-        return
     try:
         prompt = services.generation.clean_prompt(message.text)
     except PromptError as error:
@@ -186,12 +187,8 @@ async def receive_prompt(
 
 
 async def receive_reference(
-    message: Message, state: FSMContext, services: Services, user: User, bot: Bot
+    message: Message, draft: Draft, state: FSMContext, services: Services, user: User, bot: Bot
 ) -> None:
-    draft = await load_draft(state)
-    if draft is None:
-        await message.answer(render.draft_expired())
-        return
     generation = services.generation
     model = generation.model(draft.model_id)
     limit = model.capabilities.max_reference_images if model else 0
@@ -276,10 +273,9 @@ async def render_summary(
 
 
 async def show_summary(
-    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+    callback: CallbackQuery, draft: Draft, state: FSMContext, services: Services, user: User
 ) -> None:
-    draft = await load_draft(state)
-    rendered = await render_summary(services.generation, draft, user) if draft else None
+    rendered = await render_summary(services.generation, draft, user)
     if rendered is None:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
@@ -288,11 +284,10 @@ async def show_summary(
 
 
 async def edit_prompt(
-    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+    callback: CallbackQuery, draft: Draft, state: FSMContext, services: Services, user: User
 ) -> None:
-    draft = await load_draft(state)
-    model = services.generation.model(draft.model_id) if draft else None
-    if draft is None or model is None:
+    model = services.generation.model(draft.model_id)
+    if model is None:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
     templates = {t.slug: t for t in await services.generation.templates()}
@@ -307,14 +302,10 @@ async def edit_prompt(
 
 
 async def clear_references(
-    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+    callback: CallbackQuery, draft: Draft, state: FSMContext, services: Services, user: User
 ) -> None:
-    draft = await load_draft(state)
-    if draft is None:
-        await callback.answer(render.draft_expired(), show_alert=True)
-        return
     await save_draft(state, replace(draft, reference_keys=()))
-    await show_summary(callback, state, services, user)
+    await show_summary(callback, replace(draft, reference_keys=()), state, services, user)
 
 
 async def cancel_draft(callback: CallbackQuery, state: FSMContext) -> None:
@@ -325,10 +316,11 @@ async def cancel_draft(callback: CallbackQuery, state: FSMContext) -> None:
 # --- settings --------------------------------------------------------------------------
 
 
-async def show_settings(callback: CallbackQuery, state: FSMContext, services: Services) -> None:
-    draft = await load_draft(state)
+async def show_settings(
+    callback: CallbackQuery, draft: Draft, state: FSMContext, services: Services
+) -> None:
     try:
-        quote = await services.generation.quote(draft) if draft else None
+        quote = await services.generation.quote(draft)
     except DraftError:
         quote = None
     if quote is None:
@@ -340,13 +332,13 @@ async def show_settings(callback: CallbackQuery, state: FSMContext, services: Se
 
 async def open_setting(
     callback: CallbackQuery,
+    draft: Draft,
     callback_data: GenerateCallback,
     state: FSMContext,
     services: Services,
 ) -> None:
-    draft = await load_draft(state)
-    model = services.generation.model(draft.model_id) if draft else None
-    if draft is None or model is None:
+    model = services.generation.model(draft.model_id)
+    if model is None:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
     caps, setting = model.capabilities, callback_data.value
@@ -393,26 +385,27 @@ def parse_setting(raw: str) -> tuple[str, Any] | None:
 
 async def set_setting(
     callback: CallbackQuery,
+    draft: Draft,
     callback_data: GenerateCallback,
     state: FSMContext,
     services: Services,
 ) -> None:
-    draft = await load_draft(state)
     parsed = parse_setting(callback_data.value)
-    if draft is None or parsed is None:
+    if parsed is None:
         await callback.answer(render.stale_button(), show_alert=True)
         return
     name, value = parsed
-    if not await apply_setting(state, services, draft, name, value):
+    updated = await apply_setting(state, services, draft, name, value)
+    if updated is None:
         await callback.answer(render.stale_button(), show_alert=True)
         return
-    await show_settings(callback, state, services)
+    await show_settings(callback, updated, state, services)
 
 
 async def apply_setting(
     state: FSMContext, services: Services, draft: Draft, name: str, value: Any
-) -> bool:
-    """Store one setting if the model accepts it."""
+) -> Draft | None:
+    """Store one setting if the model accepts it; the new draft, or None if refused."""
     settings = {k: v for k, v in draft.settings.items() if k != name}
     if value is not None:
         settings[name] = value
@@ -420,52 +413,43 @@ async def apply_setting(
     try:
         await services.generation.quote(candidate)
     except DraftError:
-        return False
+        return None
     await save_draft(state, candidate)
-    return True
+    return candidate
 
 
 async def receive_seed(
-    message: Message, state: FSMContext, services: Services, user: User, bot: Bot
+    message: Message, draft: Draft, state: FSMContext, services: Services, user: User, bot: Bot
 ) -> None:
-    draft = await load_draft(state)
     text = (message.text or "").strip()
-    if draft is None:
-        await message.answer(render.draft_expired())
-        return
     if not text.isdigit() or int(text) > MAX_SEED:
         await message.answer(render.bad_seed(MAX_SEED))
         return
-    await apply_setting(state, services, draft, "seed", int(text))
+    draft = await apply_setting(state, services, draft, "seed", int(text)) or draft
     await state.set_state(GenerateForm.summary)
-    await send_summary(message, state, services, user, bot, (await load_draft(state)) or draft)
+    await send_summary(message, state, services, user, bot, draft)
 
 
 async def receive_negative(
-    message: Message, state: FSMContext, services: Services, user: User, bot: Bot
+    message: Message, draft: Draft, state: FSMContext, services: Services, user: User, bot: Bot
 ) -> None:
-    draft = await load_draft(state)
-    if draft is None:
-        await message.answer(render.draft_expired())
-        return
     try:
         negative = services.generation.clean_prompt(message.text)
     except PromptError as error:
         await message.answer(render.prompt_problem(error, len(message.text or "")))
         return
-    await apply_setting(state, services, draft, "negative_prompt", negative)
+    draft = await apply_setting(state, services, draft, "negative_prompt", negative) or draft
     await state.set_state(GenerateForm.summary)
-    await send_summary(message, state, services, user, bot, (await load_draft(state)) or draft)
+    await send_summary(message, state, services, user, bot, draft)
 
 
 # --- confirmation ------------------------------------------------------------------------
 
 
 async def confirm(
-    callback: CallbackQuery, state: FSMContext, services: Services, user: User
+    callback: CallbackQuery, draft: Draft, state: FSMContext, services: Services, user: User
 ) -> None:
-    draft = await load_draft(state)
-    if draft is None or not isinstance(callback.message, Message):
+    if not isinstance(callback.message, Message):
         await callback.answer(render.draft_expired(), show_alert=True)
         return
     started = await queue_job(callback.message, services, user, draft, edit=True)
@@ -512,24 +496,30 @@ def create_router() -> Router:
     gen = GenerateCallback.filter
     router.message.register(start_command, Command("generate"))
     router.callback_query.register(start_button, gen(F.step == GenerateStep.START))
-    router.callback_query.register(pick_model, gen(F.step == GenerateStep.MODEL))
-    router.callback_query.register(back_to_models, gen(F.step == GenerateStep.BACK_TO_MODELS))
-    router.callback_query.register(pick_mode, gen(F.step == GenerateStep.MODE))
-    router.callback_query.register(back_to_modes, gen(F.step == GenerateStep.BACK_TO_MODES))
-    router.callback_query.register(show_summary, gen(F.step == GenerateStep.SUMMARY))
-    router.callback_query.register(edit_prompt, gen(F.step == GenerateStep.EDIT_PROMPT))
-    router.callback_query.register(clear_references, gen(F.step == GenerateStep.CLEAR_REFERENCES))
+    router.callback_query.register(pick_model, gen(F.step == GenerateStep.MODEL), has_draft)
+    router.callback_query.register(
+        back_to_models, gen(F.step == GenerateStep.BACK_TO_MODELS), has_draft
+    )
+    router.callback_query.register(pick_mode, gen(F.step == GenerateStep.MODE), has_draft)
+    router.callback_query.register(
+        back_to_modes, gen(F.step == GenerateStep.BACK_TO_MODES), has_draft
+    )
+    router.callback_query.register(show_summary, gen(F.step == GenerateStep.SUMMARY), has_draft)
+    router.callback_query.register(edit_prompt, gen(F.step == GenerateStep.EDIT_PROMPT), has_draft)
+    router.callback_query.register(
+        clear_references, gen(F.step == GenerateStep.CLEAR_REFERENCES), has_draft
+    )
     router.callback_query.register(cancel_draft, gen(F.step == GenerateStep.CANCEL))
-    router.callback_query.register(show_settings, gen(F.step == GenerateStep.SETTINGS))
-    router.callback_query.register(open_setting, gen(F.step == GenerateStep.SETTING))
-    router.callback_query.register(set_setting, gen(F.step == GenerateStep.SET))
-    router.callback_query.register(confirm, gen(F.step == GenerateStep.CONFIRM))
+    router.callback_query.register(show_settings, gen(F.step == GenerateStep.SETTINGS), has_draft)
+    router.callback_query.register(open_setting, gen(F.step == GenerateStep.SETTING), has_draft)
+    router.callback_query.register(set_setting, gen(F.step == GenerateStep.SET), has_draft)
+    router.callback_query.register(confirm, gen(F.step == GenerateStep.CONFIRM), has_draft)
     images = F.photo | F.document
-    router.message.register(receive_reference, GenerateForm.prompt, images)
-    router.message.register(receive_reference, GenerateForm.summary, images)
+    router.message.register(receive_reference, GenerateForm.prompt, images, has_draft)
+    router.message.register(receive_reference, GenerateForm.summary, images, has_draft)
     not_command = ~F.text.startswith("/")
-    router.message.register(receive_prompt, GenerateForm.prompt, F.text, not_command)
+    router.message.register(receive_prompt, GenerateForm.prompt, F.text, not_command, has_draft)
     router.message.register(not_a_prompt, GenerateForm.prompt)
-    router.message.register(receive_seed, GenerateForm.seed, F.text, not_command)
-    router.message.register(receive_negative, GenerateForm.negative, F.text, not_command)
+    router.message.register(receive_seed, GenerateForm.seed, F.text, not_command, has_draft)
+    router.message.register(receive_negative, GenerateForm.negative, F.text, not_command, has_draft)
     return router
