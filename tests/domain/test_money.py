@@ -44,3 +44,13 @@ def test_capture_rejects_more_than_held() -> None:
 @given(st.integers(0, 100_000), st.integers(0, 100))
 def test_referral_bonus_never_exceeds_the_purchase(bought: int, percent: int) -> None:
     assert 0 <= referral_bonus(bought, percent) <= bought
+
+
+def test_packages_parse_and_refuse_nonsense() -> None:
+    from lumigram.domain.money import parse_packages
+
+    packages = parse_packages("50:450, 10:100")
+    assert [(p.id, p.credits, p.stars) for p in packages] == [("c10", 10, 100), ("c50", 50, 450)]
+    for bad in ("10", "a:b", "0:10", "10:0", "10:100,10:90"):
+        with pytest.raises(ValueError, match=r"credits|stars|same"):
+            parse_packages(bad)

@@ -12,7 +12,7 @@ from lumigram.db import tables
 from lumigram.db.base import metadata
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.jobs import Job
-from lumigram.domain.money import Hold, LedgerEntry
+from lumigram.domain.money import Hold, LedgerEntry, Payment
 from lumigram.domain.templates import Template
 from lumigram.domain.users import User
 
@@ -30,4 +30,5 @@ def map_entities() -> None:
     mapper_registry.map_imperatively(Job, tables.jobs)
     mapper_registry.map_imperatively(LedgerEntry, tables.ledger_entries)
     mapper_registry.map_imperatively(Hold, tables.holds)
+    mapper_registry.map_imperatively(Payment, tables.payments)
     _mapped = True

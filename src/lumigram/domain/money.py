@@ -133,3 +133,61 @@ def referral_bonus(credits_bought: int, percent: int) -> int:
     if credits_bought < 0 or not 0 <= percent <= 100:
         raise ValueError("bad purchase or percentage")
     return credits_bought * percent // 100
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """Credits sold for Telegram Stars."""
+
+    id: str
+    credits: int
+    stars: int
+
+
+def parse_packages(spec: str) -> tuple[Package, ...]:
+    """``"10:100,50:450"`` (credits:stars, comma-separated) into packages, cheapest first.
+
+    Raises ValueError with a message fit for the operator.
+    """
+    packages: list[Package] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        credits_text, _, stars_text = item.partition(":")
+        if not (credits_text.isdigit() and stars_text.isdigit()):
+            raise ValueError(f"{item!r} is not credits:stars, e.g. 10:100")
+        credits_count, stars = int(credits_text), int(stars_text)
+        if not 1 <= credits_count <= 1_000_000 or not 1 <= stars <= 100_000:
+            raise ValueError(f"{item!r}: credits 1-1000000 and stars 1-100000")
+        packages.append(Package(f"c{credits_count}", credits_count, stars))
+    if len({p.id for p in packages}) != len(packages):
+        raise ValueError("two packages with the same number of credits")
+    return tuple(sorted(packages, key=lambda p: p.stars))
+
+
+class PaymentStatus(StrEnum):
+    PAID = "paid"
+    REFUNDED = "refunded"
+
+
+UNMATCHED = "unmatched"  # a payment whose payload we could not match: kept for the operator
+
+
+@dataclass(eq=False)
+class Payment:
+    """One Telegram Stars payment, recorded once per ``telegram_payment_charge_id``."""
+
+    telegram_payment_charge_id: str
+    user_id: int
+    invoice_payload: str
+    product: str
+    amount_xtr: int
+    created_at: datetime
+    product_ref: str | None = None
+    credits: int = 0
+    status: str = PaymentStatus.PAID.value
+    subscription_expires_at: datetime | None = None
+    is_recurring: bool = False
+    is_first_recurring: bool = False
+    refunded_at: datetime | None = None
+    id: int | None = None

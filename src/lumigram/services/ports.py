@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.jobs import Job, ResultFile
-from lumigram.domain.money import Hold, LedgerEntry
+from lumigram.domain.money import Hold, LedgerEntry, Payment
 from lumigram.domain.templates import Template
 from lumigram.domain.users import User
 
@@ -187,3 +187,13 @@ class LedgerGateway(Protocol):
     async def discrepancies(self) -> list[str]:
         """Balances that differ from their ledger, negative balances, broken holds."""
         ...
+
+
+class PaymentGateway(Protocol):
+    async def get_by_charge(self, charge_id: str) -> Payment | None: ...
+
+    async def add(self, payment: Payment) -> bool:
+        """Insert; False if the charge id is recorded already (a replayed update)."""
+        ...
+
+    async def count_paid(self, user_id: int) -> int: ...
