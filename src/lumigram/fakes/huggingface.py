@@ -10,6 +10,7 @@ prompt containing ``nsfw_marker`` is refused. It accepts exactly the models in
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -58,7 +59,9 @@ class FakeHuggingFace(FakeServer):
         loading_left = self._loaded_at - time.monotonic()
         if loading_left > 0:
             return self.error_response(
-                503, f"Model {model} is currently loading", estimated_time=round(loading_left, 2)
+                503,
+                f"Model {model} is currently loading",
+                estimated_time=math.ceil(loading_left * 10) / 10,  # never too early
             )
         try:
             body = await request.json()

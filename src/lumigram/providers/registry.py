@@ -5,10 +5,8 @@ from __future__ import annotations
 from lumigram.config import Settings
 from lumigram.providers.base import ImageProvider
 from lumigram.providers.demo import DemoProvider
-from lumigram.providers.gemini import GeminiProvider
-from lumigram.providers.huggingface import HuggingFaceProvider
-from lumigram.providers.openai_images import OpenAIProvider
-from lumigram.providers.replicate import ReplicateProvider
+
+# Clients are imported only when their key is set: the openai SDK alone costs ~18 MB.
 
 
 def build_providers(settings: Settings) -> dict[str, ImageProvider]:
@@ -24,18 +22,26 @@ def build_providers(settings: Settings) -> dict[str, ImageProvider]:
         )
     }
     if "replicate" in keys:
+        from lumigram.providers.replicate import ReplicateProvider
+
         providers["replicate"] = ReplicateProvider(
             keys["replicate"], base_url=settings.replicate_base_url, timeout=timeout
         )
     if "openai" in keys:
+        from lumigram.providers.openai_images import OpenAIProvider
+
         providers["openai"] = OpenAIProvider(
             keys["openai"], base_url=settings.openai_base_url, timeout=timeout
         )
     if "gemini" in keys:
+        from lumigram.providers.gemini import GeminiProvider
+
         providers["gemini"] = GeminiProvider(
             keys["gemini"], base_url=settings.gemini_base_url, timeout=timeout
         )
     if "huggingface" in keys:
+        from lumigram.providers.huggingface import HuggingFaceProvider
+
         providers["huggingface"] = HuggingFaceProvider(
             keys["huggingface"], base_url=settings.hf_base_url, timeout=timeout
         )

@@ -212,8 +212,6 @@ class GenerationService:
         )
         await self._uow.jobs.add(job)
         await self._uow.billing.reserve(job, quote.price)
-        if template.id is not None:
-            await self._uow.templates.count_use(template.id)
         position = await self._uow.jobs.queue_position(job)
         await self._uow.commit()
         return Queued(job, position)

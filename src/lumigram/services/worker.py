@@ -43,6 +43,7 @@ from lumigram.services.ports import FileStorage, JobDispatcher, JobNotifier, Uni
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+CONTINUE_FIRST = 1000  # queue priority boost of a job's later steps over new jobs
 FORMAT_ALIASES = {"jpeg": ("jpeg", "jpg"), "jpg": ("jpg", "jpeg")}
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
@@ -312,7 +313,10 @@ class JobRunner:
             },
         )
         if wrote:
-            await self._dispatcher.dispatch(job.id or 0, delay=delay, priority=job.priority)
+            # Jobs already at the provider go before new submissions, so a burst of
+            # new jobs cannot starve the polls (and deliveries) of running ones.
+            boost = 0 if values.get("step", job.step) == JobStep.SUBMIT.value else CONTINUE_FIRST
+            await self._dispatcher.dispatch(job.id or 0, delay=delay, priority=job.priority + boost)
         return wrote
 
     async def _write(self, job: Job, token: str, values: dict[str, Any]) -> bool:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lumigram.db import tables
@@ -25,9 +25,12 @@ class TemplateRepository:
     async def get_by_slug(self, slug: str) -> Template | None:
         return (await self._session.scalars(select(Template).where(T.slug == slug))).one_or_none()
 
-    async def count_use(self, template_id: int) -> None:
-        await self._session.execute(
-            update(tables.templates)
-            .where(T.id == template_id)
-            .values(usage_count=T.usage_count + 1)
+    async def refresh_usage_counts(self) -> None:
+        """Set every template's usage count from the jobs that used it."""
+        used = (
+            select(func.count())
+            .select_from(tables.jobs)
+            .where(tables.jobs.c.template_id == T.id)
+            .scalar_subquery()
         )
+        await self._session.execute(update(tables.templates).values(usage_count=used))
