@@ -8,16 +8,19 @@ emulator, in-process workers, migrations on start) and measures it from the insi
 * memory: the resident set size (``/proc/self/statm``) at each of those samples,
   and at the end ``resource.getrusage(RUSAGE_SELF).ru_maxrss``, the kernel's
   high-water mark of the process's RSS since it started;
-* optionally ``tracemalloc`` (Python allocations only) and ``cProfile``.
+* CPU time of the process (all threads) and every garbage-collection pause;
+* optionally ``tracemalloc`` (Python allocations, from the first measured phase on),
+  ``cProfile`` and the ``breakdown`` timers.
 
 Samples are kept per *phase*; the benchmark names the phases ("prepare",
-"burst", "inflight", ...) as it goes.
+"burst", "submit", ...) as it goes.
 
 Run as a script (``python bench/botproc.py CONFIG.json``) it is the child process the
 benchmarks start by default, so that the numbers belong to the bot alone and not
 to the emulator and the fake provider, which run in the benchmark's own process.
 It then speaks JSON lines: commands on stdin, one answer per command on stdout
-(logging goes to stderr). ``BotHost`` is also used directly for ``--in-process``.
+(prefixed, other output passes through); the bot logs to a file. ``BotHost`` is
+also used directly for ``--in-process``.
 """
 
 from __future__ import annotations
@@ -25,17 +28,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import gc
 import json
 import os
 import resource
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+ANSWER_PREFIX = "@@bench "  # marks protocol lines; anything else on stdout is passed through
 LAG_INTERVAL = 0.1  # seconds between loop-lag samples
+MB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -58,8 +65,11 @@ class PhaseSamples:
     lags_ms: list[float] = field(default_factory=list)
     max_rss: int = 0
     tracemalloc_peak: int = 0
+    gc_pauses_ms: dict[int, list[float]] = field(default_factory=dict)  # by generation
     started: float = field(default_factory=time.perf_counter)
+    cpu_started: float = field(default_factory=time.process_time)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # user + system time of all the process's threads
 
 
 class Probe:
@@ -70,11 +80,25 @@ class Probe:
         self.current = "start"
         self.phases[self.current] = PhaseSamples()
         self._task: asyncio.Task[None] | None = None
+        self.on_sample: Callable[[], None] | None = None
+        self._gc_started = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._sample_forever(), name="bench-probe")
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, stage: str, info: dict[str, int]) -> None:
+        """Times every garbage collection (a pause of the whole process)."""
+        if stage == "start":
+            self._gc_started = time.perf_counter()
+            return
+        pause = (time.perf_counter() - self._gc_started) * 1000
+        pauses = self.phases[self.current].gc_pauses_ms
+        pauses.setdefault(info["generation"], []).append(pause)
 
     async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
         self._close_phase()
         if self._task is not None:
             self._task.cancel()
@@ -86,12 +110,14 @@ class Probe:
         self.current = name
         self.phases.setdefault(name, PhaseSamples())
         self.phases[name].started = time.perf_counter()
+        self.phases[name].cpu_started = time.process_time()
         if tracemalloc.is_tracing():
             tracemalloc.reset_peak()
 
     def _close_phase(self) -> None:
         samples = self.phases[self.current]
         samples.seconds += time.perf_counter() - samples.started
+        samples.cpu_seconds += time.process_time() - samples.cpu_started
         samples.max_rss = max(samples.max_rss, current_rss_bytes())
         if tracemalloc.is_tracing():
             samples.tracemalloc_peak = max(
@@ -106,6 +132,8 @@ class Probe:
             samples = self.phases[self.current]
             samples.lags_ms.append(lag * 1000)
             samples.max_rss = max(samples.max_rss, current_rss_bytes())
+            if self.on_sample is not None:
+                self.on_sample()
 
     def report(self) -> dict[str, Any]:
         return {
@@ -114,6 +142,8 @@ class Probe:
                 "max_rss": s.max_rss,
                 "tracemalloc_peak": s.tracemalloc_peak,
                 "seconds": s.seconds,
+                "cpu_seconds": s.cpu_seconds,
+                "gc_pauses_ms": {str(gen): pauses for gen, pauses in s.gc_pauses_ms.items()},
             }
             for name, s in self.phases.items()
         }
@@ -127,23 +157,27 @@ class BotHost:
         settings: dict[str, Any],
         *,
         profile_path: str | None = None,
-        profile_phases: tuple[str, ...] = (),
+        focus_phases: tuple[str, ...] = (),
         tracemalloc_frames: int = 0,
         log_path: str | None = None,
+        breakdown: bool = False,
     ) -> None:
         self.settings = settings
         self.probe = Probe()
         self.profile_path = profile_path
-        self.profile_phases = profile_phases
+        self.focus_phases = focus_phases
         self.tracemalloc_frames = tracemalloc_frames
         self.log_path = log_path
         self._profiler = cProfile.Profile() if profile_path else None
+        self._breakdown: Any = None
+        if breakdown:
+            from breakdown import Breakdown
+
+            self._breakdown = Breakdown()
         self._app: Any = None
         self._polling: asyncio.Task[None] | None = None
 
     async def start(self) -> dict[str, Any]:
-        if self.tracemalloc_frames and not tracemalloc.is_tracing():
-            tracemalloc.start(self.tracemalloc_frames)
         from lumigram.config import load_settings
         from lumigram.runtime import BotApplication
 
@@ -151,6 +185,9 @@ class BotHost:
         if self.log_path is not None:
             _log_to_file(self.log_path, settings.log_level, settings.bot_token.get_secret_value())
         self._app = BotApplication(settings)
+        if self._breakdown is not None:
+            self._breakdown.install(self._app)  # before prepare() starts the workers
+            self.probe.on_sample = self._breakdown.sample
         await self._app.prepare()
         self._polling = asyncio.create_task(self._app.run_polling(handle_signals=False))
         self.probe.start()
@@ -171,8 +208,13 @@ class BotHost:
 
     def _enter_phase(self, name: str) -> None:
         self.probe.enter(name)
+        if self.tracemalloc_frames and name in self.focus_phases and not tracemalloc.is_tracing():
+            # Traced from the first measured phase on: what the load allocates, not the imports.
+            tracemalloc.start(self.tracemalloc_frames)
+        if self._breakdown is not None:
+            self._breakdown.set_enabled(name in self.focus_phases)
         if self._profiler is not None:
-            if name in self.profile_phases:
+            if name in self.focus_phases:
                 self._profiler.enable()
             else:
                 self._profiler.disable()
@@ -203,6 +245,7 @@ class BotHost:
             "tracemalloc_peak": tracemalloc.get_traced_memory()[1]
             if tracemalloc.is_tracing()
             else None,
+            "breakdown": self._breakdown.report() if self._breakdown is not None else None,
         }
         if self._app is not None:
             await self._app.stop()
@@ -214,16 +257,24 @@ class BotHost:
 
 
 def _tracemalloc_top(limit: int) -> list[str]:
+    """The largest live traced allocations, by source line and by file."""
     if not tracemalloc.is_tracing():
         return []
     snapshot = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__)]
     )
-    by_line = snapshot.statistics("lineno")[:limit]
-    return [
-        f"{stat.size / 1e6:8.2f} MB {stat.count:8d} blocks  {stat.traceback[0]}"
-        for stat in by_line
+    current, peak = tracemalloc.get_traced_memory()
+    lines = [f"traced now {current / MB:.1f} MB, peak so far {peak / MB:.1f} MB; by line:"]
+    lines += [
+        f"{stat.size / MB:8.2f} MB {stat.count:8d} blocks  {stat.traceback[0]}"
+        for stat in snapshot.statistics("lineno")[:limit]
     ]
+    lines.append("by file:")
+    lines += [
+        f"{stat.size / MB:8.2f} MB {stat.count:8d} blocks  {stat.traceback[0].filename}"
+        for stat in snapshot.statistics("filename")[: limit // 2]
+    ]
+    return lines
 
 
 def _log_to_file(path: str, level: str, token: str) -> None:
@@ -247,16 +298,17 @@ async def _serve(config: dict[str, Any]) -> None:
     host = BotHost(
         config["settings"],
         profile_path=config.get("profile_path"),
-        profile_phases=tuple(config.get("profile_phases", ())),
+        focus_phases=tuple(config.get("focus_phases", ())),
         tracemalloc_frames=int(config.get("tracemalloc_frames", 0)),
         log_path=config.get("log_path"),
+        breakdown=bool(config.get("breakdown")),
     )
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
     def answer(payload: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(payload) + "\n")
+        sys.stdout.write(ANSWER_PREFIX + json.dumps(payload) + "\n")
         sys.stdout.flush()
 
     answer(await host.start())
@@ -273,8 +325,6 @@ async def _serve(config: dict[str, Any]) -> None:
 
 def main() -> None:
     config = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
-    if config.get("tracemalloc_frames"):
-        tracemalloc.start(int(config["tracemalloc_frames"]))  # before lumigram is imported
     asyncio.run(_serve(config))
 
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from botproc import BotHost, Probe, current_rss_bytes, peak_rss_bytes
+from botproc import ANSWER_PREFIX, BotHost, Probe, peak_rss_bytes
 
 from lumigram.emulator import ChatMessage, SimUser
 from lumigram.emulator.updates import Notifier
@@ -64,9 +64,53 @@ def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
 
 def print_profile(path: str, limit: int = 25) -> None:
     """The functions that used the most CPU themselves (tottime) while profiling was on."""
-    print(f"\ncProfile of the bot (top {limit} by own time), full stats in {path}:")
     stats = pstats.Stats(path, stream=sys.stdout)
+    by_package: dict[str, float] = {}
+    for (filename, _, _), row in stats.stats.items():  # type: ignore[attr-defined]
+        package = _package_of(filename)
+        by_package[package] = by_package.get(package, 0.0) + row[2]  # row[2]: own time
+    total = sum(by_package.values())
+    print(f"\ncProfile of the bot's main thread: own time by package ({total:.2f} s in all)")
+    for package, seconds in sorted(by_package.items(), key=lambda item: -item[1])[:15]:
+        print(f"  {package:40s} {seconds:7.2f} s  {seconds / total:6.1%}")
+    print(f"\nTop {limit} functions by own time (full stats: python -m pstats {path}):")
     stats.sort_stats("tottime").print_stats(limit)
+
+
+def _package_of(filename: str) -> str:
+    """'sqlalchemy', 'lumigram', 'asyncio', '<built-in>'... for a profiled function's file."""
+    if filename.startswith("~") or filename.startswith("<"):
+        return "<built-in / C functions>"
+    path = Path(filename)
+    parts = path.parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    if "lumigram" in parts:
+        return "lumigram"
+    if path.parent.name.startswith("python3"):
+        return f"stdlib {path.stem}"
+    return f"stdlib {path.parent.name}"
+
+
+def print_breakdown(report: dict[str, Any] | None) -> None:
+    """The ``--breakdown`` timings from the bot process (see bench/breakdown.py)."""
+    if not report:
+        return
+    rows = []
+    for label, values in sorted(report["timings"].items()):
+        rows.append(
+            f"  {label:58s} {len(values):6d} {sum(values) / 1000:8.2f}s "
+            f"{percentile(values, 50):9.1f} {percentile(values, 99):9.1f} {max(values):9.1f}"
+        )
+    print("\nWhere the time goes inside the bot (wall-clock ms; nested items overlap):")
+    print(f"  {'':58s} {'calls':>6s} {'total':>9s} {'p50':>9s} {'p99':>9s} {'max':>9s}")
+    print("\n".join(rows))
+    print(
+        f"  db connections checked out: max {report['pool_checked_out_max']} "
+        f"(pool_size {report['pool_size']}, max_overflow {report['pool_overflow']})"
+    )
+    cpu = ", ".join(f"{kind} {seconds:.2f} s" for kind, seconds in report["thread_cpu"].items())
+    print(f"  CPU by thread: {cpu}")
 
 
 # --- the database -------------------------------------------------------------------------
@@ -116,13 +160,13 @@ class ChildBot:
     def __init__(self, config: dict[str, Any], tmp: Path) -> None:
         self.config = config
         self.tmp = tmp
-        self.log_path = str(tmp / "bot.log")
+        self.log_path = config.get("log_path") or str(tmp / "bot.log")
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> dict[str, Any]:
         config_path = self.tmp / "bot-config.json"
-        config_path.write_text(json.dumps({**self.config, "log_path": self.log_path}))
+        _write(config_path, json.dumps({**self.config, "log_path": self.log_path}))
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(BENCH_DIR / "botproc.py"),
@@ -137,20 +181,26 @@ class ChildBot:
 
     async def call(self, command: str, **arguments: Any) -> dict[str, Any]:
         async with self._lock:
-            assert self._process is not None and self._process.stdin is not None
+            assert self._process is not None
+            assert self._process.stdin is not None
             line = json.dumps({"cmd": command, **arguments}) + "\n"
             self._process.stdin.write(line.encode())
             await self._process.stdin.drain()
             return await self._read()
 
     async def _read(self) -> dict[str, Any]:
-        assert self._process is not None and self._process.stdout is not None
-        line = await asyncio.wait_for(self._process.stdout.readline(), timeout=120)
-        if not line:
-            await self._process.wait()
-            raise RuntimeError(f"the bot process exited (code {self._process.returncode})")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+        assert self._process is not None
+        assert self._process.stdout is not None
+        while True:
+            line = await asyncio.wait_for(self._process.stdout.readline(), timeout=120)
+            if not line:
+                await self._process.wait()
+                raise RuntimeError(f"the bot process exited (code {self._process.returncode})")
+            text = line.decode(errors="replace")
+            if text.startswith(ANSWER_PREFIX):
+                answer: dict[str, Any] = json.loads(text.removeprefix(ANSWER_PREFIX))
+                return answer
+            sys.stderr.write(f"[bot stdout] {text}")
 
     async def stop(self) -> dict[str, Any]:
         try:
@@ -168,6 +218,11 @@ class ChildBot:
             await self._process.wait()
 
 
+def _write(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
 class InProcessBot:
     """The bot in the benchmark's own process and event loop, like tests/e2e's BotRunner.
 
@@ -178,13 +233,14 @@ class InProcessBot:
     where = "in-process (same process and event loop as the emulator and the users)"
 
     def __init__(self, config: dict[str, Any], tmp: Path) -> None:
-        self.log_path = str(tmp / "bot.log")
+        self.log_path = config.get("log_path") or str(tmp / "bot.log")
         self.host = BotHost(
             config["settings"],
             profile_path=config.get("profile_path"),
-            profile_phases=tuple(config.get("profile_phases", ())),
+            focus_phases=tuple(config.get("focus_phases", ())),
             tracemalloc_frames=int(config.get("tracemalloc_frames", 0)),
             log_path=self.log_path,
+            breakdown=bool(config.get("breakdown")),
         )
         self._stopped = False
 
@@ -368,12 +424,30 @@ class DriverProbe:
         return {"phases": self.probe.report(), "peak_rss": peak_rss_bytes()}
 
 
-def own_rss() -> int:
-    return current_rss_bytes()
-
-
 def phase_lags(report: dict[str, Any], phase: str) -> list[float]:
     return list(report["phases"].get(phase, {}).get("lags_ms", []))
+
+
+def phase_cpu(report: dict[str, Any], phase: str) -> str:
+    """CPU time of the process (all threads) in a phase, against its wall-clock time."""
+    samples = report["phases"].get(phase)
+    if not samples or not samples.get("seconds"):
+        return "n/a"
+    cpu, wall = samples["cpu_seconds"], samples["seconds"]
+    return f"{cpu:.2f} s CPU in {wall:.2f} s = {cpu / wall:.0%} of one core"
+
+
+def phase_gc(report: dict[str, Any], phase: str) -> str:
+    """Garbage-collection pauses in a phase: the full (generation 2) ones matter."""
+    pauses = report["phases"].get(phase, {}).get("gc_pauses_ms", {})
+    full = pauses.get("2", [])
+    young = [p for gen in ("0", "1") for p in pauses.get(gen, [])]
+    text = f"{len(full)} full (gen 2)"
+    if full:
+        text += f", {max(full):.0f} ms max, {sum(full):.0f} ms in all"
+    if young:
+        text += f"; {len(young)} young, {sum(young):.0f} ms in all"
+    return text
 
 
 def phase_max_rss(report: dict[str, Any], phase: str) -> int | None:
@@ -383,7 +457,3 @@ def phase_max_rss(report: dict[str, Any], phase: str) -> int | None:
 
 def settings_summary(settings: dict[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(f"{key}={settings[key]}" for key in keys if key in settings)
-
-
-def new_token() -> str:
-    return secrets.token_hex(8)

@@ -43,7 +43,6 @@ from lumigram.services.ports import FileStorage, JobDispatcher, JobNotifier, Uni
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CONTINUE_FIRST = 1000  # queue priority boost of a job's later steps over new jobs
 FORMAT_ALIASES = {"jpeg": ("jpeg", "jpg"), "jpg": ("jpg", "jpeg")}
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
@@ -313,10 +312,7 @@ class JobRunner:
             },
         )
         if wrote:
-            # Jobs already at the provider go before new submissions, so a burst of
-            # new jobs cannot starve the polls (and deliveries) of running ones.
-            boost = 0 if values.get("step", job.step) == JobStep.SUBMIT.value else CONTINUE_FIRST
-            await self._dispatcher.dispatch(job.id or 0, delay=delay, priority=job.priority + boost)
+            await self._dispatcher.dispatch(job.id or 0, delay=delay, priority=job.priority)
         return wrote
 
     async def _write(self, job: Job, token: str, values: dict[str, Any]) -> bool:
