@@ -22,6 +22,7 @@ from lumigram.bot import keyboards, render
 from lumigram.bot.callbacks import GenerateCallback, GenerateStep
 from lumigram.bot.messages import edit_or_send
 from lumigram.bot.states import GenerateForm
+from lumigram.catalog import ModelSpec
 from lumigram.catalog.loader import MAX_SEED
 from lumigram.container import Services
 from lumigram.domain.prompts import PromptError, PromptProblem
@@ -115,6 +116,12 @@ async def pick_model(
     if model.id != draft.model_id:  # another model: its own defaults
         draft = Draft(model_id=model.id, template_slug=draft.template_slug, prompt=draft.prompt)
     await save_draft(state, draft)
+    await show_modes(callback, state, services, user, model)
+
+
+async def show_modes(
+    callback: CallbackQuery, state: FSMContext, services: Services, user: User, model: ModelSpec
+) -> None:
     await state.set_state(GenerateForm.choosing)
     templates = await services.generation.templates()
     await edit_or_send(
@@ -162,11 +169,7 @@ async def back_to_modes(
     if model is None:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
-    await state.set_state(GenerateForm.choosing)
-    templates = await services.generation.templates()
-    await edit_or_send(
-        callback, render.choose_mode(model), keyboards.modes(templates, user.language)
-    )
+    await show_modes(callback, state, services, user, model)
 
 
 # --- the prompt and references ------------------------------------------------------
@@ -337,12 +340,12 @@ async def open_setting(
     state: FSMContext,
     services: Services,
 ) -> None:
-    model = services.generation.model(draft.model_id)
-    if model is None:
+    try:
+        quote = await services.generation.quote(draft)
+    except DraftError:
         await callback.answer(render.draft_expired(), show_alert=True)
         return
-    caps, setting = model.capabilities, callback_data.value
-    quote = await services.generation.quote(draft)
+    caps, setting = quote.model.capabilities, callback_data.value
     choices: dict[str, list[str]] = {
         "aspect_ratio": list(caps.aspect_ratios),
         "output_format": list(caps.output_formats),
