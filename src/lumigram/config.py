@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -18,6 +20,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lumigram.domain.money import Package, parse_packages
+from lumigram.domain.subscriptions import Perks, Tier, tier_problem
 from lumigram.domain.users import SUPPORTED_LANGUAGES
 
 # Telegram tokens look like "<bot id>:<35 url-safe characters>".
@@ -37,6 +41,11 @@ HINTS: dict[str, str] = {
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "TELEGRAM_API_BASE": "an http(s) URL such as https://api.telegram.org or http://127.0.0.1:8081",
     "CATALOG_FILE": "the path of a TOML file with model overrides (see docs/models.md)",
+    "CREDIT_PACKAGES": "credits:stars pairs, comma-separated, e.g. CREDIT_PACKAGES=10:100,50:450",
+    "SUBSCRIPTION_TIERS": (
+        'a JSON list such as [{"id":"basic","name":"Basic","stars":250,"images":100}] '
+        "(see docs/money.md); [] turns subscriptions off"
+    ),
 }
 
 
@@ -95,6 +104,36 @@ class DatabaseSettings(BaseSettings):
         return shown
 
 
+class TierSetting(BaseModel):
+    """One subscription tier as the operator writes it (SUBSCRIPTION_TIERS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    stars: int = Field(ge=1, le=10000)
+    images: int = Field(ge=1, le=100000)
+    max_outputs: int = Field(default=4, ge=1, le=4)
+    max_active_jobs: int = Field(default=2, ge=1, le=20)
+    premium_models: bool = False
+    priority: int = Field(default=1, ge=0, le=100)
+
+
+DEFAULT_TIERS = [
+    TierSetting(id="basic", name="Basic", stars=250, images=100, max_outputs=3, max_active_jobs=2),
+    TierSetting(
+        id="pro",
+        name="Pro",
+        stars=750,
+        images=400,
+        max_outputs=4,
+        max_active_jobs=3,
+        premium_models=True,
+        priority=2,
+    ),
+]
+
+
 class Settings(DatabaseSettings):
     bot_token: SecretStr
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
@@ -134,6 +173,55 @@ class Settings(DatabaseSettings):
     job_retry_delay: float = Field(default=2.0, ge=0)
     # A job that has no result after this many seconds is stopped.
     job_deadline: int = Field(default=900, ge=10)
+
+    # --- money (docs/money.md) -------------------------------------------------
+    # Free images for every new user, counted from successful generations.
+    free_trial_images: int = Field(default=3, ge=0, le=1000)
+    # Pay per image with no free images, credits or allowance left: Stars per image for a
+    # preset mode and for a custom prompt (a model's own `stars` in the catalog wins).
+    price_preset_stars: int = Field(default=1, ge=1, le=10000)
+    price_custom_stars: int = Field(default=2, ge=1, le=10000)
+    credit_packages: str = "10:100,50:450,120:1000"
+    subscription_tiers: list[TierSetting] = Field(default_factory=lambda: list(DEFAULT_TIERS))
+    # What users without a subscription may do.
+    free_max_outputs: int = Field(default=2, ge=1, le=4)
+    # A referrer earns this share of the credits each person they invited buys.
+    referral_percent: int = Field(default=10, ge=0, le=100)
+    referral_every_payment: bool = True  # false: only the first payment earns a bonus
+    # Where users reach a human about payments: @username, t.me link or e-mail.
+    support_contact: str = ""
+
+    @field_validator("credit_packages")
+    @classmethod
+    def _packages(cls, value: str) -> str:
+        parse_packages(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("subscription_tiers")
+    @classmethod
+    def _tiers(cls, value: list[TierSetting]) -> list[TierSetting]:
+        problem = tier_problem(tuple(_tier(item, 1, 1) for item in value))
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def packages(self) -> tuple[Package, ...]:
+        return parse_packages(self.credit_packages)
+
+    def tiers(self) -> tuple[Tier, ...]:
+        return tuple(
+            _tier(item, self.max_active_jobs, self.free_max_outputs)
+            for item in self.subscription_tiers
+        )
+
+    def free_perks(self) -> Perks:
+        return Perks(
+            max_outputs=self.free_max_outputs,
+            max_active_jobs=self.max_active_jobs,
+            # With no tiers for sale nobody could reach premium models: open them to all.
+            premium_models=not self.subscription_tiers,
+            priority=0,
+        )
 
     @field_validator("bot_token")
     @classmethod
@@ -203,6 +291,22 @@ class Settings(DatabaseSettings):
             return None
         path = url.split(":///", 1)[1] if ":///" in url else ""
         return Path(path) if path and path != ":memory:" else None
+
+
+def _tier(item: TierSetting, base_jobs: int, base_outputs: int) -> Tier:
+    """A tier never gives less than a user without one has."""
+    return Tier(
+        id=item.id,
+        name=item.name,
+        stars=item.stars,
+        images=item.images,
+        perks=Perks(
+            max_outputs=max(item.max_outputs, base_outputs),
+            max_active_jobs=max(item.max_active_jobs, base_jobs),
+            premium_models=item.premium_models,
+            priority=item.priority,
+        ),
+    )
 
 
 def mask_secret(secret: str) -> str:

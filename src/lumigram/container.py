@@ -15,13 +15,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lumigram.catalog import Catalog
 from lumigram.config import Settings
 from lumigram.db.repositories.audit import AuditRepository
+from lumigram.db.repositories.jobs import JobRepository
+from lumigram.db.repositories.ledger import LedgerRepository
+from lumigram.db.repositories.payments import PaymentRepository
+from lumigram.db.repositories.subscriptions import SubscriptionRepository
 from lumigram.db.repositories.users import UserRepository
 from lumigram.db.uow import SqlUnitOfWork
+from lumigram.domain.invoices import derive_secret
 from lumigram.domain.jobs import RetryRules
 from lumigram.providers.base import ImageProvider
-from lumigram.services.billing import FreeBilling
+from lumigram.services.account import AccountService
+from lumigram.services.billing import LedgerBilling
 from lumigram.services.generation import GenerationPolicy, GenerationService
-from lumigram.services.ports import Billing, FileStorage, JobDispatcher
+from lumigram.services.ledger import Ledger
+from lumigram.services.payments import PaymentService, ReferralPolicy
+from lumigram.services.ports import (
+    Billing,
+    FileStorage,
+    JobDispatcher,
+    MoneyNotifier,
+    StarsGateway,
+)
+from lumigram.services.reconciler import MoneyReconciler
+from lumigram.services.refunds import RefundService
+from lumigram.services.subscriptions import SubscriptionService
 from lumigram.services.users import UserPolicy, UserService
 from lumigram.services.worker import WorkerPolicy
 
@@ -31,12 +48,16 @@ def user_policy(settings: Settings) -> UserPolicy:
         default_language=settings.default_language,
         admin_ids=settings.admin_ids,
         last_seen_resolution=timedelta(seconds=settings.last_seen_resolution),
+        trial_images=settings.free_trial_images,
     )
 
 
 def generation_policy(settings: Settings) -> GenerationPolicy:
     return GenerationPolicy(
-        max_prompt_length=settings.max_prompt_length, max_active_jobs=settings.max_active_jobs
+        max_prompt_length=settings.max_prompt_length,
+        max_active_jobs=settings.max_active_jobs,
+        preset_stars=settings.price_preset_stars,
+        custom_stars=settings.price_custom_stars,
     )
 
 
@@ -55,8 +76,8 @@ def worker_policy(settings: Settings) -> WorkerPolicy:
 
 
 def billing_for(session: AsyncSession) -> Billing:
-    """The billing seam: free until the money feature takes it over."""
-    return FreeBilling()
+    """Jobs are paid through the ledger, in the job's own transaction."""
+    return LedgerBilling(Ledger(LedgerRepository(session)), PaymentRepository(session))
 
 
 @dataclass
@@ -68,6 +89,12 @@ class Infrastructure:
     providers: dict[str, ImageProvider]
     storage: FileStorage
     dispatcher: JobDispatcher
+    stars: StarsGateway | None = None  # Telegram's Stars calls, once the bot exists
+    money_notifier: MoneyNotifier | None = None
+
+    @cached_property
+    def invoice_secret(self) -> bytes:
+        return derive_secret(self.settings.bot_token.get_secret_value())
 
 
 class Services:
@@ -84,6 +111,63 @@ class Services:
             AuditRepository(self.session),
             self.session,
             user_policy(self.infra.settings),
+            ledger=self.ledger,
+        )
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(LedgerRepository(self.session))
+
+    @cached_property
+    def subscriptions(self) -> SubscriptionService:
+        settings = self.infra.settings
+        return SubscriptionService(
+            SubscriptionRepository(self.session),
+            self.ledger,
+            self.session,
+            tiers=settings.tiers(),
+            free_perks=settings.free_perks(),
+        )
+
+    @cached_property
+    def payments(self) -> PaymentService:
+        settings = self.infra.settings
+        return PaymentService(
+            PaymentRepository(self.session),
+            UserRepository(self.session),
+            JobRepository(self.session),
+            self.ledger,
+            self.subscriptions,
+            self.session,
+            secret=self.infra.invoice_secret,
+            packages=settings.packages(),
+            referral=ReferralPolicy(settings.referral_percent, settings.referral_every_payment),
+        )
+
+    @cached_property
+    def refunds(self) -> RefundService:
+        return RefundService(
+            PaymentRepository(self.session),
+            UserRepository(self.session),
+            JobRepository(self.session),
+            self.ledger,
+            self.session,
+        )
+
+    @cached_property
+    def account(self) -> AccountService:
+        return AccountService(
+            self.ledger,
+            UserRepository(self.session),
+            PaymentRepository(self.session),
+            self.subscriptions,
+            self.session,
+        )
+
+    @cached_property
+    def reconciler(self) -> MoneyReconciler:
+        return MoneyReconciler(
+            self.ledger, JobRepository(self.session), billing_for(self.session), self.session
         )
 
     @cached_property
@@ -95,4 +179,5 @@ class Services:
             self.infra.storage,
             self.infra.dispatcher,
             generation_policy(self.infra.settings),
+            subscriptions=self.subscriptions,
         )

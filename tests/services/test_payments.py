@@ -12,13 +12,17 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lumigram.db import tables
+from lumigram.db.repositories.jobs import JobRepository
 from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.db.repositories.payments import PaymentRepository
+from lumigram.db.repositories.subscriptions import SubscriptionRepository
 from lumigram.db.repositories.users import UserRepository
 from lumigram.domain.invoices import InvoiceClaim, Product, derive_secret, encode_payload
 from lumigram.domain.money import UNMATCHED, Account, parse_packages
+from lumigram.services.generation import FREE_FOR_ALL
 from lumigram.services.ledger import Ledger
 from lumigram.services.payments import PaymentService, ReferralPolicy
+from lumigram.services.subscriptions import SubscriptionService
 
 Sessions = async_sessionmaker[AsyncSession]
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -29,10 +33,16 @@ _ids = iter(range(100_000, 10_000_000, 2))
 
 
 def service(session: AsyncSession, referral: ReferralPolicy | None = None) -> PaymentService:
+    ledger = Ledger(LedgerRepository(session))
+    subscriptions = SubscriptionService(
+        SubscriptionRepository(session), ledger, session, tiers=(), free_perks=FREE_FOR_ALL
+    )
     return PaymentService(
         PaymentRepository(session),
         UserRepository(session),
-        Ledger(LedgerRepository(session)),
+        JobRepository(session),
+        ledger,
+        subscriptions,
         session,
         secret=SECRET,
         packages=PACKAGES,

@@ -44,6 +44,7 @@ from lumigram.services.generation import (
     GenerationPolicy,
     GenerationService,
 )
+from lumigram.services.ports import Price
 from lumigram.services.users import Contact, UserPolicy, UserService
 from lumigram.services.worker import JobRunner, WorkerPolicy
 from lumigram.storage.local import LocalStorage
@@ -88,8 +89,9 @@ class RecordingBilling:
     def __init__(self) -> None:
         self.calls: list[tuple[str, int | None, int | None]] = []
 
-    async def reserve(self, job: Job, price: int) -> None:
-        self.calls.append(("reserve", job.id, price))
+    async def reserve(self, job: Job, price: Price) -> bool:
+        self.calls.append(("reserve", job.id, price.credits))
+        return True
 
     async def capture(self, job: Job, delivered_outputs: int) -> None:
         self.calls.append(("capture", job.id, delivered_outputs))

@@ -185,6 +185,8 @@ class ModelSpec(_Strict):
     provider_model: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     enabled: StrictBool = True
     premium: StrictBool = False
+    # Stars per image when paid by invoice; None: the operator's preset/custom price.
+    stars: Annotated[StrictInt, Field(ge=1, le=10000)] | None = None
     sort: StrictInt = 100
     description: Descriptions
     capabilities: ModelCapabilities

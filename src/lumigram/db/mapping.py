@@ -12,7 +12,8 @@ from lumigram.db import tables
 from lumigram.db.base import metadata
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.jobs import Job
-from lumigram.domain.money import Hold, LedgerEntry, Payment
+from lumigram.domain.money import Hold, LedgerEntry, Payment, RefundRequest
+from lumigram.domain.subscriptions import Subscription
 from lumigram.domain.templates import Template
 from lumigram.domain.users import User
 
@@ -31,4 +32,6 @@ def map_entities() -> None:
     mapper_registry.map_imperatively(LedgerEntry, tables.ledger_entries)
     mapper_registry.map_imperatively(Hold, tables.holds)
     mapper_registry.map_imperatively(Payment, tables.payments)
+    mapper_registry.map_imperatively(Subscription, tables.subscriptions)
+    mapper_registry.map_imperatively(RefundRequest, tables.refund_requests)
     _mapped = True

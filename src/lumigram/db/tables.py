@@ -136,7 +136,46 @@ payments = Table(
     Column("is_first_recurring", Boolean, nullable=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("refunded_at", UTCDateTime()),
+    # Automatic refunds (refundStarPayment) are an outbox: marked here in the same
+    # transaction as the failure, sent afterwards, retried until Telegram agrees.
+    Column("refund_state", String(16)),  # pending, done, failed
+    Column("refund_attempts", Integer, nullable=False, server_default="0"),
+    Column("refund_next_at", UTCDateTime()),
+    Column("refund_error", String(256)),
     Index("ix_payments_user_id_created_at", "user_id", "created_at"),
+    Index("ix_payments_product_product_ref", "product", "product_ref"),
+    Index("ix_payments_refund_state_refund_next_at", "refund_state", "refund_next_at"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("user_id", BigInteger, ForeignKey("users.id"), primary_key=True),
+    Column("tier_id", String(16), nullable=False),
+    Column("first_charge_id", String(128), nullable=False),
+    Column("last_charge_id", String(128), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("renewal_canceled", Boolean, nullable=False, server_default=false()),
+    Column("renewal_failed", Boolean, nullable=False, server_default=false()),
+    Column("ended_at", UTCDateTime()),
+    Column("expiry_notice_for", UTCDateTime()),
+    Column("allowance_notice_for", UTCDateTime()),
+    Index("ix_subscriptions_ended_at_expires_at", "ended_at", "expires_at"),
+)
+
+refund_requests = Table(
+    "refund_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("payment_id", Integer, ForeignKey("payments.id")),
+    Column("reason", String(1000), nullable=False),
+    Column("status", String(16), nullable=False),  # open, approved, rejected
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("decided_at", UTCDateTime()),
+    Index("ix_refund_requests_status_created_at", "status", "created_at"),
 )
 
 balances = Table(

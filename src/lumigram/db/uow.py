@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lumigram.db.repositories.jobs import JobRepository
+from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.db.repositories.templates import TemplateRepository
 from lumigram.db.repositories.users import UserRepository
 from lumigram.services.ports import Billing, UnitOfWork, UnitOfWorkFactory
@@ -19,6 +20,7 @@ class SqlUnitOfWork:
         self.users = UserRepository(session)
         self.jobs = JobRepository(session)
         self.templates = TemplateRepository(session)
+        self.ledger = LedgerRepository(session)
         self.billing = billing
 
     async def commit(self) -> None:

@@ -23,6 +23,7 @@ COLORING = "coloring"
 
 
 class JobStatus(StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"  # an invoice was sent; nothing runs until it is paid
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

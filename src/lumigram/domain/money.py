@@ -21,6 +21,10 @@ class Account(StrEnum):
     CREDITS = "credits"  # bought in packages, referral bonuses, admin adjustments
     TRIAL = "trial"  # free images for new users
     ALLOWANCE = "allowance"  # images included in the subscription period
+    # Stars paid by invoice for one generation and not yet spent or refunded. A paid
+    # job that delivers only some of its images leaves the rest here, and it pays for
+    # the user's next pay-per-image generation (Telegram refunds whole payments only).
+    STARS = "stars"
 
     @property
     def held(self) -> str:
@@ -101,13 +105,21 @@ class Funding:
 
 
 def choose_funding(
-    *, outputs: int, credit_price: int, trial: int, allowance: int, credit_balance: int
+    *,
+    outputs: int,
+    credit_price: int,
+    trial: int,
+    allowance: int,
+    credit_balance: int,
+    star_price: int = 0,
+    stars: int = 0,
 ) -> Funding | None:
-    """Free images first, then the subscription allowance, then credits; None: pay by invoice.
+    """Free images first, then the subscription allowance, then credits, then Stars
+    left over from an earlier paid generation; None: pay by invoice.
 
-    Trial and allowance are counted in images (one per output); credits by price.
+    Trial and allowance are counted in images (one per output); credits and Stars by price.
     """
-    if outputs <= 0 or credit_price < 0:
+    if outputs <= 0 or credit_price < 0 or star_price < 0:
         raise ValueError("outputs must be positive and the price not negative")
     if trial >= outputs:
         return Funding(Account.TRIAL, outputs)
@@ -115,6 +127,8 @@ def choose_funding(
         return Funding(Account.ALLOWANCE, outputs)
     if credit_balance >= credit_price:
         return Funding(Account.CREDITS, credit_price)
+    if star_price and stars >= star_price:
+        return Funding(Account.STARS, star_price)
     return None
 
 
@@ -170,6 +184,14 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+class RefundState(StrEnum):
+    """Where an automatic Stars refund stands (``refundStarPayment``)."""
+
+    PENDING = "pending"  # to be sent (again) at refund_next_at
+    DONE = "done"
+    FAILED = "failed"  # Telegram kept refusing: the operator must look (kept, never dropped)
+
+
 UNMATCHED = "unmatched"  # a payment whose payload we could not match: kept for the operator
 
 
@@ -184,10 +206,42 @@ class Payment:
     amount_xtr: int
     created_at: datetime
     product_ref: str | None = None
-    credits: int = 0
+    credits: int = 0  # credit value of what it bought (the base of a referral bonus)
     status: str = PaymentStatus.PAID.value
     subscription_expires_at: datetime | None = None
     is_recurring: bool = False
     is_first_recurring: bool = False
     refunded_at: datetime | None = None
+    refund_state: str | None = None
+    refund_attempts: int = 0
+    refund_next_at: datetime | None = None
+    refund_error: str | None = None
     id: int | None = None
+
+
+class RefundRequestStatus(StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(eq=False)
+class RefundRequest:
+    """A user's request to refund a paid generation; the operator decides."""
+
+    user_id: int
+    job_id: int
+    reason: str
+    created_at: datetime
+    payment_id: int | None = None
+    status: str = RefundRequestStatus.OPEN.value
+    decided_at: datetime | None = None
+    id: int | None = None
+
+
+def refund_backoff(attempt: int) -> float:
+    """Seconds before retrying a refused refund: 1 min, 5, 25, … capped at 6 h."""
+    return float(min(60 * 5 ** max(attempt - 1, 0), 6 * 3600))
+
+
+MAX_REFUND_ATTEMPTS = 8

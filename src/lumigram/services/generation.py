@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lumigram.catalog import Catalog, ModelSpec, SettingsError
 from lumigram.domain.jobs import COLORING, Job, JobStatus, JobStep, ResultFile
+from lumigram.domain.money import Account, Funding, choose_funding
 from lumigram.domain.prompts import clean_prompt
+from lumigram.domain.subscriptions import Perks
 from lumigram.domain.templates import Template, TemplateKind
 from lumigram.domain.users import User
 from lumigram.imaging import InvalidImage, probe_image
 from lumigram.providers.base import ImageProvider
 from lumigram.services.clock import Clock, utc_now
-from lumigram.services.ports import FileStorage, JobDispatcher, UnitOfWork
+from lumigram.services.ports import FileStorage, JobDispatcher, Price, UnitOfWork
+from lumigram.services.subscriptions import SubscriptionService
+
+# Without a subscription service (tests of the conversation alone) nothing is restricted.
+FREE_FOR_ALL = Perks(max_outputs=4, max_active_jobs=20, premium_models=True, priority=0)
 
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
 REFERENCE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
@@ -27,6 +33,8 @@ class GenerationPolicy:
     max_prompt_length: int = 1000
     max_active_jobs: int = 1
     history_size: int = 10
+    preset_stars: int = 1  # per image, paid by invoice (a model's own `stars` wins)
+    custom_stars: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +72,32 @@ class Quote:
     model: ModelSpec
     template: Template
     settings: dict[str, Any]  # validated, defaults filled in
-    price: int
+    price: int  # credits
+    stars: int = 0  # when paid by invoice
+
+    @property
+    def outputs(self) -> int:
+        return int(self.settings.get("num_outputs", 1))
 
 
 @dataclass(frozen=True, slots=True)
 class Queued:
     job: Job
-    position: int
+    position: int  # 0 while it waits for payment
+    stars_due: int = 0  # > 0: nothing to pay with; an invoice for this many Stars
+
+    @property
+    def awaiting_payment(self) -> bool:
+        return self.job.status == JobStatus.AWAITING_PAYMENT.value
+
+
+class PerkRequiredError(Exception):
+    """The request needs a subscription perk the user does not have."""
+
+    def __init__(self, perk: str, limit: int = 0) -> None:
+        super().__init__(perk)
+        self.perk = perk  # "premium" or "outputs"
+        self.limit = limit
 
 
 class ActiveJobLimitError(Exception):
@@ -99,7 +126,9 @@ class GenerationService:
         dispatcher: JobDispatcher,
         policy: GenerationPolicy,
         clock: Clock = utc_now,
+        subscriptions: SubscriptionService | None = None,
     ) -> None:
+        self._subscriptions = subscriptions
         self._uow = uow
         self._catalog = catalog
         self._providers = providers
@@ -142,7 +171,40 @@ class GenerationService:
         except SettingsError as error:
             raise DraftError(error.field) from error
         values = settings.model_dump(exclude_none=True)
-        return Quote(model, template, values, model.price(settings))
+        outputs = int(values.get("num_outputs", 1))
+        custom = template.template_kind is TemplateKind.CUSTOM
+        preset = self.policy.custom_stars if custom else self.policy.preset_stars
+        per_image = model.stars or preset
+        return Quote(model, template, values, model.price(settings), per_image * outputs)
+
+    # --- entitlements and funding ------------------------------------------------------
+    async def _entitlement(self, user_id: int) -> tuple[Perks, bool]:
+        if self._subscriptions is None:
+            return replace(FREE_FOR_ALL, max_active_jobs=self.policy.max_active_jobs), False
+        return await self._subscriptions.entitlement(user_id)
+
+    async def perks(self, user_id: int) -> Perks:
+        perks, _ = await self._entitlement(user_id)
+        await self._uow.commit()
+        return perks
+
+    async def funding_preview(self, user_id: int, quote: Quote) -> tuple[Funding | None, int]:
+        """How the job would be paid if confirmed now, and what is left in that account
+        (the credit balance when it would need an invoice)."""
+        _, subscribed = await self._entitlement(user_id)
+        balances = await self._uow.ledger.balances(user_id)
+        await self._uow.commit()
+        funding = choose_funding(
+            outputs=quote.outputs,
+            credit_price=quote.price,
+            trial=balances[Account.TRIAL.value],
+            allowance=balances[Account.ALLOWANCE.value] if subscribed else 0,
+            credit_balance=balances[Account.CREDITS.value],
+            star_price=quote.stars,
+            stars=balances[Account.STARS.value],
+        )
+        account = funding.account if funding else Account.CREDITS
+        return funding, balances[account.value]
 
     # --- reference images ----------------------------------------------------
     async def add_reference(self, user_id: int, data: bytes, model_id: str, current: int) -> str:
@@ -179,10 +241,19 @@ class GenerationService:
         prompt = self.clean_prompt(draft.prompt)
         now = self._clock()
         await self._uow.jobs.lock_user(user.id)
+        perks, subscribed = await self._entitlement(user.id)
+        if not perks.allows_model(quote.model.premium):
+            await self._uow.commit()
+            raise PerkRequiredError("premium")
+        if quote.outputs > perks.max_outputs:
+            await self._uow.commit()
+            raise PerkRequiredError("outputs", perks.max_outputs)
         active = await self._uow.jobs.active_for_user(user.id)
-        if len(active) >= self.policy.max_active_jobs:
+        if len(active) >= perks.max_active_jobs:
             await self._uow.commit()
             raise ActiveJobLimitError(active)
+        # A new request replaces one still waiting for payment: its invoice goes stale.
+        await self._uow.jobs.cancel_awaiting_payment(user.id, now=now)
         template = quote.template
         settings = dict(quote.settings)
         if "seed" not in settings and quote.model.capabilities.seed:
@@ -209,9 +280,14 @@ class GenerationService:
             next_attempt_at=now,
             status_message_id=status_message_id,
             result_files=[],
+            priority=perks.priority,
         )
         await self._uow.jobs.add(job)
-        await self._uow.billing.reserve(job, quote.price)
+        price = Price(quote.outputs, quote.price, quote.stars, use_allowance=subscribed)
+        if not await self._uow.billing.reserve(job, price):
+            job.status = JobStatus.AWAITING_PAYMENT.value
+            await self._uow.commit()
+            return Queued(job, 0, stars_due=quote.stars)
         position = await self._uow.jobs.queue_position(job)
         await self._uow.commit()
         return Queued(job, position)
@@ -227,7 +303,15 @@ class GenerationService:
     async def start(self, job: Job) -> None:
         """Hand the queued job to a worker. (Were this lost, the sweeper would find the job.)"""
         assert job.id is not None
+        if job.status == JobStatus.AWAITING_PAYMENT.value:
+            return
         await self._dispatcher.dispatch(job.id, priority=job.priority)
+
+    async def cancel_unpaid(self, user_id: int) -> int:
+        """Drop the user's generations waiting for payment (their invoices go stale)."""
+        cancelled = await self._uow.jobs.cancel_awaiting_payment(user_id, now=self._clock())
+        await self._uow.commit()
+        return cancelled
 
     async def cancel(self, user_id: int, job_id: int | None = None) -> Job | None:
         """Cancel the user's job (their active one if no id); the hold is released."""

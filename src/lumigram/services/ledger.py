@@ -83,6 +83,19 @@ class Ledger:
     async def balances(self, user_id: int) -> dict[str, int]:
         return await self._gateway.balances(user_id)
 
+    async def amount_of(self, key: str) -> int:
+        """The amount of the entry with this idempotency key (0 if there is none)."""
+        return await self._gateway.amount_of(key)
+
+    async def total(self, user_id: int, kinds: tuple[EntryKind, ...]) -> int:
+        return await self._gateway.total(user_id, tuple(kind.value for kind in kinds))
+
+    async def captured_holds(self, user_id: int, limit: int) -> list[Hold]:
+        return await self._gateway.captured_holds(user_id, limit)
+
+    async def open_holds_of_finished_jobs(self, limit: int) -> list[tuple[Hold, str, int]]:
+        return await self._gateway.open_holds_of_finished_jobs(limit)
+
     # --- holds ---------------------------------------------------------------
     async def hold(self, job_id: int, user_id: int, funding: Funding, units: int) -> Hold:
         """Set the job's price aside (InsufficientFundsError if it is not there)."""

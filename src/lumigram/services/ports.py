@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.jobs import Job, ResultFile
-from lumigram.domain.money import Hold, LedgerEntry, Payment
+from lumigram.domain.money import Hold, LedgerEntry, Payment, RefundRequest
+from lumigram.domain.subscriptions import Subscription, Tier
 from lumigram.domain.templates import Template
 from lumigram.domain.users import User
 
@@ -32,6 +34,8 @@ class UserGateway(Protocol):
     async def add(self, user: User) -> None:
         """Insert; raises DuplicateError if the id or referral code is taken."""
         ...
+
+    async def count_referred(self, referrer_id: int) -> int: ...
 
 
 class AuditGateway(Protocol):
@@ -65,6 +69,16 @@ class JobGateway(Protocol):
 
     async def cancel_active(self, job_id: int, *, user_id: int | None, now: datetime) -> Job | None:
         """Mark an active job cancelled (conditional update); the job, or None if not active."""
+        ...
+
+    async def cancel_awaiting_payment(
+        self, user_id: int, *, now: datetime, before: datetime | None = None
+    ) -> int:
+        """Cancel unpaid jobs of the user (0: of everyone), optionally only older ones."""
+        ...
+
+    async def start_paid(self, job_id: int, *, now: datetime) -> Job | None:
+        """Queue an awaiting-payment job (conditional update); None if it was not awaiting."""
         ...
 
     async def due(self, now: datetime, limit: int) -> list[int]:
@@ -106,11 +120,21 @@ class JobDispatcher(Protocol):
     async def dispatch(self, job_id: int, *, delay: float = 0.0, priority: int = 0) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What one job costs, in each currency it may be paid in."""
+
+    outputs: int  # images: what the trial and the subscription allowance count
+    credits: int
+    stars: int  # when bought by invoice
+    use_allowance: bool = True  # False once the subscription has ended
+
+
 class Billing(Protocol):
     """The money seam of the job lifecycle. Each call runs inside the job's transaction."""
 
-    async def reserve(self, job: Job, price: int) -> None:
-        """Hold the price when the job is queued; raise to refuse the job."""
+    async def reserve(self, job: Job, price: Price) -> bool:
+        """Hold the price when the job is queued; False: nothing to pay with (invoice)."""
         ...
 
     async def capture(self, job: Job, delivered_outputs: int) -> None:
@@ -118,7 +142,7 @@ class Billing(Protocol):
         ...
 
     async def release(self, job: Job) -> None:
-        """Give the hold back: the job failed or was cancelled."""
+        """Give the hold back: the job failed or was cancelled (an invoice is refunded)."""
         ...
 
 
@@ -157,6 +181,9 @@ class UnitOfWork(Protocol):
     @property
     def billing(self) -> Billing: ...
 
+    @property
+    def ledger(self) -> LedgerGateway: ...
+
     async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
@@ -184,6 +211,16 @@ class LedgerGateway(Protocol):
         """False if the job already has a hold."""
         ...
 
+    async def total(self, user_id: int, kinds: tuple[str, ...]) -> int: ...
+
+    async def amount_of(self, key: str) -> int: ...
+
+    async def open_holds_of_finished_jobs(self, limit: int) -> list[tuple[Hold, str, int]]:
+        """Open holds whose job ended: (hold, job status, outputs delivered)."""
+        ...
+
+    async def captured_holds(self, user_id: int, limit: int) -> list[Hold]: ...
+
     async def discrepancies(self) -> list[str]:
         """Balances that differ from their ledger, negative balances, broken holds."""
         ...
@@ -197,3 +234,64 @@ class PaymentGateway(Protocol):
         ...
 
     async def count_paid(self, user_id: int) -> int: ...
+
+    async def get(self, payment_id: int) -> Payment | None: ...
+
+    async def for_job(self, job_id: int) -> Payment | None: ...
+
+    async def recent_for_user(self, user_id: int, limit: int) -> list[Payment]: ...
+
+    async def refunds_due(self, now: datetime, limit: int) -> list[Payment]: ...
+
+    async def add_refund_request(self, request: RefundRequest) -> None: ...
+
+    async def open_refund_request(self, user_id: int, job_id: int) -> RefundRequest | None: ...
+
+
+class SubscriptionGateway(Protocol):
+    async def get(self, user_id: int, *, lock: bool = False) -> Subscription | None: ...
+
+    async def add(self, subscription: Subscription) -> None: ...
+
+    async def needing_attention(self, now: datetime, limit: int) -> list[Subscription]: ...
+
+    async def used_up_without_notice(self, now: datetime, limit: int) -> list[Subscription]: ...
+
+
+class StarsRefusedError(Exception):
+    """Telegram refused a Stars call; ``reason`` is its description."""
+
+    def __init__(self, reason: str, *, already_done: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.already_done = already_done  # e.g. CHARGE_ALREADY_REFUNDED
+
+
+class StarsGateway(Protocol):
+    """Telegram's Stars payment calls (the bot adapter implements them)."""
+
+    async def refund(self, user_id: int, charge_id: str) -> None:
+        """refundStarPayment; StarsRefusedError if Telegram says no."""
+        ...
+
+    async def set_subscription_canceled(self, user_id: int, charge_id: str, canceled: bool) -> None:
+        """editUserStarSubscription; StarsRefusedError if Telegram says no."""
+        ...
+
+    async def subscription_link(self, tier: Tier, payload: str, language: str) -> str:
+        """createInvoiceLink with subscription_period 2592000."""
+        ...
+
+
+class MoneyNotifier(Protocol):
+    """Messages about money the user did not just ask for (the bot adapter sends them)."""
+
+    async def refunded(self, user_id: int, stars: int, job_id: int | None) -> None: ...
+
+    async def subscription_expiring(
+        self, subscription: Subscription, tier: Tier | None
+    ) -> None: ...
+
+    async def subscription_ended(self, subscription: Subscription, tier: Tier | None) -> None: ...
+
+    async def allowance_used_up(self, subscription: Subscription, tier: Tier | None) -> None: ...

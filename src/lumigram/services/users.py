@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from lumigram.domain.audit import AuditEntry
+from lumigram.domain.money import Account, EntryKind
 from lumigram.domain.users import (
     SUPPORTED_LANGUAGES,
     Role,
@@ -15,6 +16,7 @@ from lumigram.domain.users import (
     pick_language,
 )
 from lumigram.services.clock import Clock, utc_now
+from lumigram.services.ledger import Ledger
 from lumigram.services.ports import AuditGateway, DuplicateError, TransactionManager, UserGateway
 
 MAX_PAYLOAD_LENGTH = 64
@@ -41,6 +43,7 @@ class UserPolicy:
     default_language: str = "en"
     admin_ids: frozenset[int] = frozenset()
     last_seen_resolution: timedelta = timedelta(minutes=5)
+    trial_images: int = 0  # free images granted at registration
 
 
 class UnsupportedLanguageError(ValueError):
@@ -55,7 +58,9 @@ class UserService:
         tx: TransactionManager,
         policy: UserPolicy,
         clock: Clock = utc_now,
+        ledger: Ledger | None = None,
     ) -> None:
+        self._ledger = ledger
         self._users = users
         self._audit = audit
         self._tx = tx
@@ -115,6 +120,15 @@ class UserService:
         )
         self._sync_admin_role(user)
         await self._users.add(user)
+        if self._ledger is not None and self._policy.trial_images:
+            # In the registration's transaction: a user never exists without their trial.
+            await self._ledger.post(
+                user.id,
+                Account.TRIAL.value,
+                self._policy.trial_images,
+                EntryKind.TRIAL_GRANT,
+                f"trial:{user.id}",
+            )
         return user
 
     def _sync_admin_role(self, user: User) -> None:

@@ -92,6 +92,33 @@ class JobRepository:
         )
         return (await self._session.scalars(statement)).one_or_none()
 
+    async def cancel_awaiting_payment(
+        self, user_id: int, *, now: datetime, before: datetime | None = None
+    ) -> int:
+        """Cancel the user's unpaid jobs (their invoices go stale); all users' with ``before``."""
+        conditions = [J.status == JobStatus.AWAITING_PAYMENT.value]
+        if user_id:
+            conditions.append(J.user_id == user_id)
+        if before is not None:
+            conditions.append(J.created_at < before)
+        result = await self._session.execute(
+            update(tables.jobs)
+            .where(*conditions)
+            .values(status=JobStatus.CANCELLED.value, finished_at=now, updated_at=now)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def start_paid(self, job_id: int, *, now: datetime) -> Job | None:
+        """An awaiting-payment job becomes queued (conditional: only once)."""
+        statement = (
+            update(Job)
+            .where(J.id == job_id, J.status == JobStatus.AWAITING_PAYMENT.value)
+            .values(status=JobStatus.QUEUED.value, next_attempt_at=now, updated_at=now)
+            .returning(Job)
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.scalars(statement)).one_or_none()
+
     async def due(self, now: datetime, limit: int) -> list[int]:
         result = await self._session.scalars(
             select(J.id)

@@ -112,6 +112,43 @@ class LedgerRepository:
             return False
         return True
 
+    async def total(self, user_id: int, kinds: tuple[str, ...]) -> int:
+        """The sum of the user's entries of these kinds (e.g. referral bonuses less reversals)."""
+        amount = await self._session.scalar(
+            select(func.coalesce(func.sum(L.amount), 0)).where(
+                L.user_id == user_id, L.kind.in_(kinds)
+            )
+        )
+        return int(amount or 0)
+
+    async def amount_of(self, key: str) -> int:
+        amount = await self._session.scalar(select(L.amount).where(L.idempotency_key == key))
+        return int(amount or 0)
+
+    async def open_holds_of_finished_jobs(self, limit: int) -> list[tuple[Hold, str, int]]:
+        """Open holds whose job has ended: (hold, job status, outputs delivered)."""
+        jobs = tables.jobs.c
+        rows = await self._session.execute(
+            select(Hold, jobs.status, jobs.result_files)
+            .join(tables.jobs, jobs.id == H.job_id)
+            .where(
+                H.status == HoldStatus.OPEN.value,
+                jobs.status.in_(("succeeded", "failed", "cancelled")),
+            )
+            .limit(limit)
+        )
+        return [(hold, status, len(results or [])) for hold, status, results in rows.all()]
+
+    async def captured_holds(self, user_id: int, limit: int) -> list[Hold]:
+        """The user's most recent jobs that cost something."""
+        result = await self._session.scalars(
+            select(Hold)
+            .where(H.user_id == user_id, H.status == HoldStatus.CAPTURED.value, H.captured > 0)
+            .order_by(H.id.desc())
+            .limit(limit)
+        )
+        return list(result)
+
     async def discrepancies(self) -> list[str]:
         problems: list[str] = []
         sums = (

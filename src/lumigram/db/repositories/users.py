@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,3 +30,11 @@ class UserRepository:
                 await self._session.flush()
         except IntegrityError as exc:
             raise DuplicateError(str(exc.orig)) from None
+
+    async def count_referred(self, referrer_id: int) -> int:
+        count = await self._session.scalar(
+            select(func.count())
+            .select_from(tables.users)
+            .where(tables.users.c.referred_by_id == referrer_id)
+        )
+        return int(count or 0)
