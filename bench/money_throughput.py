@@ -52,7 +52,7 @@ from typing import Any
 
 from harness import percentile
 from sqlalchemy import event, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -108,6 +108,8 @@ class Outcome:
     captured: Counter[int] = field(default_factory=Counter)  # user id -> credits captured
     failures: Counter[str] = field(default_factory=Counter)
     statements: int = 0  # SQL statements sent during the timed part
+    sql_seconds: float = 0.0  # time inside those statements, summed over the spenders
+    sql_by_kind: dict[str, float] = field(default_factory=dict)  # "UPDATE balances" -> seconds
     cpu_seconds: float = 0.0  # this process's CPU time during the timed part
     books: str = ""
     books_ok: bool = False
@@ -258,6 +260,52 @@ async def warm_up(sessions: Sessions, work: list[Work], outcome: Outcome) -> Non
     outcome.failures.update({f"warm-up {k}": v for k, v in warm.failures.items()})
 
 
+def statement_kind(statement: str) -> str:
+    """'INSERT INTO balances', 'UPDATE holds', 'SELECT FROM holds', 'SAVEPOINT'..."""
+    words = statement.split()
+    if not words:
+        return "?"
+    verb = words[0].upper()
+    if verb == "INSERT":
+        return " ".join(words[:3])
+    if verb in ("UPDATE", "BEGIN", "RELEASE"):
+        return " ".join(words[:2])
+    if verb == "SELECT" and "FROM" in words:
+        return f"SELECT FROM {words[words.index('FROM') + 1]}"
+    return verb
+
+
+class StatementTimer:
+    """Counts the SQL statements sent and the time spent in them (lock waits included)."""
+
+    def __init__(self, engine: AsyncEngine, outcome: Outcome) -> None:
+        self._engine = engine.sync_engine
+        self._outcome = outcome
+
+    def _before(self, conn: Connection, *_: Any) -> None:
+        conn.info["bench_started"] = time.perf_counter()
+
+    def _after(self, conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        started = conn.info.pop("bench_started", None)
+        if started is None:
+            return
+        seconds = time.perf_counter() - started
+        outcome = self._outcome
+        outcome.statements += 1
+        outcome.sql_seconds += seconds
+        kind = statement_kind(statement)
+        outcome.sql_by_kind[kind] = outcome.sql_by_kind.get(kind, 0.0) + seconds
+
+    def __enter__(self) -> StatementTimer:
+        event.listen(self._engine, "before_cursor_execute", self._before)
+        event.listen(self._engine, "after_cursor_execute", self._after)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._before)
+        event.remove(self._engine, "after_cursor_execute", self._after)
+
+
 async def check_books(sessions: Sessions, outcome: Outcome, users: list[int], top_up: int) -> None:
     async with sessions() as session:
         ledger = Ledger(LedgerRepository(session))
@@ -291,21 +339,11 @@ async def run_scenario(
     outcome = Outcome(database, scenario)
     work, top_up = await prepare(sessions, scenario, pairs)
     await warm_up(sessions, work, outcome)
-    statements = 0
-
-    def count(*_: Any) -> None:
-        nonlocal statements
-        statements += 1
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    cpu_started, started = time.process_time(), time.perf_counter()
-    try:
+    with StatementTimer(engine, outcome):
+        cpu_started, started = time.process_time(), time.perf_counter()
         await asyncio.gather(*(spender(sessions, w.jobs[1:], outcome) for w in work))
-    finally:
         outcome.seconds = time.perf_counter() - started
         outcome.cpu_seconds = time.process_time() - cpu_started
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
-    outcome.statements = statements
     users = sorted({user_id for w in work for _, user_id in w.jobs})
     await check_books(sessions, outcome, users, top_up)
     return outcome
@@ -352,7 +390,7 @@ async def run_postgresql(pg_url: str, pairs: int) -> list[Outcome]:
         except (OSError, SQLAlchemyError, TimeoutError) as error:
             shown = server.render_as_string(hide_password=True)
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            print(f"\nPostgreSQL skipped: {shown} not reachable ({reason})")
+            print(f"\nPostgreSQL skipped: cannot use {shown} ({reason})")
             return []
         url = server.set(database=BENCH_DATABASE).render_as_string(hide_password=False)
         try:
@@ -377,9 +415,20 @@ COLUMNS = (
     ("hold p50", 8),
     ("capture p50", 11),
     ("stmts/pair", 10),
+    ("in SQL ms/pair", 14),
     ("client CPU", 10),
     ("failed", 6),
 )
+
+NOTES = """\
+pair: hold transaction + capture transaction, each committed; latency from the start of
+  the hold to the capture's commit (pool, write-lock and row-lock waits included).
+stmts/pair: SQL statements sent (cursor executes: BEGIN IMMEDIATE and SAVEPOINTs count,
+  COMMIT does not; PostgreSQL's BEGIN is implicit and the pool's pre-ping is not counted).
+in SQL ms/pair: wall time inside those statements, summed over all spenders / pairs: the
+  database's work plus the driver round trip plus waits for locks; the rest of a pair's
+  latency is Python (SQLAlchemy, asyncio, the ledger) and waiting for the event loop.
+client CPU: this process's CPU time / wall time (all threads; 100 % = one core)."""
 
 
 def cells(outcome: Outcome) -> list[str]:
@@ -395,6 +444,7 @@ def cells(outcome: Outcome) -> list[str]:
         f"{percentile(outcome.hold_ms, 50):.1f}",
         f"{percentile(outcome.capture_ms, 50):.1f}",
         f"{outcome.statements / pairs:.1f}" if pairs else "n/a",
+        f"{outcome.sql_seconds * 1000 / pairs:.1f}" if pairs else "n/a",
         f"{outcome.cpu_seconds / outcome.seconds:.0%}" if outcome.seconds else "n/a",
         str(sum(outcome.failures.values())),
     ]
@@ -405,7 +455,11 @@ def line(values: Sequence[str]) -> str:
 
 
 def print_outcome(outcome: Outcome) -> None:
-    print(f"  {outcome.database}, {outcome.scenario.name}: {outcome.books}", flush=True)
+    print(f"  {outcome.database}, {outcome.scenario.name}: {outcome.books}")
+    if outcome.pairs:
+        slowest = sorted(outcome.sql_by_kind.items(), key=lambda item: -item[1])[:4]
+        shown = ", ".join(f"{k} {v * 1000 / outcome.pairs:.1f}" for k, v in slowest)
+        print(f"    in SQL, ms per pair: {shown}", flush=True)
     for failure, times in outcome.failures.most_common(5):
         print(f"    failed {times}x: {failure}")
 
@@ -416,12 +470,8 @@ def print_table(outcomes: list[Outcome]) -> None:
     print(line([name for name, _ in COLUMNS]))
     for outcome in outcomes:
         print(line(cells(outcome)))
-    print(
-        "\npair = hold transaction + capture transaction, each committed; latency from the"
-        " start of the hold\nto the capture's commit. stmts/pair: SQL statements sent (not"
-        " BEGIN/COMMIT on PostgreSQL).\nclient CPU: this process's CPU time / wall time"
-        " (100 % = one core)."
-    )
+    print()
+    print(NOTES)
 
 
 async def run(args: argparse.Namespace) -> int:

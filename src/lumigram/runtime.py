@@ -16,9 +16,10 @@ from lumigram.bot.app import build_bot, build_dispatcher
 from lumigram.bot.commands import register_commands
 from lumigram.bot.i18n import build_i18n
 from lumigram.bot.notifier import TelegramNotifier
+from lumigram.bot.stars import TelegramMoneyNotifier, TelegramStars
 from lumigram.catalog import load_catalog
 from lumigram.config import DatabaseSettings, Settings
-from lumigram.container import Infrastructure, billing_for, worker_policy
+from lumigram.container import Infrastructure, Services, billing_for, worker_policy
 from lumigram.db.engine import create_engine, create_sessionmaker
 from lumigram.db.mapping import map_entities
 from lumigram.db.repositories.ledger import LedgerRepository
@@ -53,6 +54,8 @@ class BotApplication:
             storage=LocalStorage(settings.storage_dir),
             dispatcher=self.queue,
         )
+        self.infra.stars = TelegramStars(self.bot, self.i18n)
+        self.infra.money_notifier = TelegramMoneyNotifier(self.bot, self.i18n, self.sessionmaker)
         self.notifier = TelegramNotifier(self.bot, self.i18n, self.catalog)
         self.runner = JobRunner(
             unit_of_work_factory(self.sessionmaker, billing_for),
@@ -61,11 +64,13 @@ class BotApplication:
             self.notifier,
             self.queue,
             worker_policy(settings),
+            after_failure=self.settle_money,
         )
         self.dispatcher: Dispatcher = build_dispatcher(
             self.infra, self.sessionmaker, self.i18n, self.notifier, extra_routers=extra_routers
         )
         self._sweeper: asyncio.Task[None] | None = None
+        self._money_lock = asyncio.Lock()
 
     async def prepare(self) -> None:
         """Migrate, register the command menus, and start the workers."""
@@ -77,6 +82,7 @@ class BotApplication:
         await register_commands(self.bot, self.i18n)
         await self._load_mode_titles()
         self.queue.start(self.runner.run_step)
+        await self.settle_money()  # money left in flight by the last stop is put right
         await self.runner.recover()  # jobs interrupted by the last stop carry on
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="lumigram-sweeper")
         # Everything imported so far lives as long as the process: take it out of the
@@ -96,10 +102,22 @@ class BotApplication:
             sweeps += 1
             try:
                 await self.runner.sweep()
+                await self.settle_money()
                 if sweeps % USAGE_REFRESH_EVERY == 0:
                     await self._refresh_usage_counts()
             except Exception:
                 log.exception("sweeper failed; trying again at the next interval")
+
+    async def settle_money(self) -> None:
+        """Open holds of ended jobs, refunds due, subscriptions past their end or
+        due a reminder (services.reconciler). One at a time: the sweeper and a
+        worker's failure may ask at once."""
+        async with self._money_lock, self.sessionmaker() as session:
+            services = Services(session, self.infra)
+            await services.reconciler.run()
+            assert self.infra.stars is not None
+            await services.refunds.process_due(self.infra.stars, self.infra.money_notifier)
+            await services.subscriptions.sweep(self.infra.money_notifier)
 
     async def _refresh_usage_counts(self) -> None:
         # Counted here, not in each job's transaction: one hot template row would

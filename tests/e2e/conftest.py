@@ -39,6 +39,8 @@ class BotRunner:
                 "throttle_burst": 50,
                 "demo_latency": 0.0,
                 "demo_image_size": 256,
+                # Generation tests are not about money; the money tests set their own trial.
+                "free_trial_images": 100,
                 **settings,
             },
         )

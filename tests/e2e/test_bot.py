@@ -78,7 +78,22 @@ async def test_command_menus_are_registered_per_language(
     assert by_language["ru"]["language"] == "Сменить язык"
     assert by_language["uz"]["language"] == "Tilni o'zgartirish"
     default = {c["command"] for c in emulator.commands(runner.token)}
-    assert default == {"start", "generate", "history", "cancel", "menu", "language", "help"}
+    assert default == {
+        "start",
+        "generate",
+        "history",
+        "cancel",
+        "profile",
+        "topup",
+        "subscription",
+        "referrals",
+        "refund",
+        "paysupport",
+        "terms",
+        "menu",
+        "language",
+        "help",
+    }
 
 
 async def test_deep_link_payload_is_kept_and_referrer_attached(

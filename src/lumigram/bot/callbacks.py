@@ -13,6 +13,11 @@ class MenuAction(StrEnum):
     HISTORY = "history"
     HELP = "help"
     LANGUAGE = "language"
+    PROFILE = "profile"
+    TOP_UP = "topup"
+    SUBSCRIPTION = "subscription"
+    REFERRALS = "referrals"
+    SUPPORT = "support"
 
 
 class MenuCallback(CallbackData, prefix="menu"):
@@ -55,3 +60,16 @@ class JobAction(StrEnum):
 class JobCallback(CallbackData, prefix="job"):
     action: JobAction
     job_id: int
+
+
+class MoneyAction(StrEnum):
+    PACKAGE = "package"  # value: package id
+    RENEWAL_CANCEL = "cancel_renewal"
+    RENEWAL_RESUME = "resume_renewal"
+    REFUND_JOB = "refund"  # value: job id
+    CANCEL_UNPAID = "cancel_unpaid"
+
+
+class MoneyCallback(CallbackData, prefix="money"):
+    action: MoneyAction
+    value: str = ""

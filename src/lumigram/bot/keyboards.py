@@ -6,6 +6,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from lumigram.bot import render_money
 from lumigram.bot.callbacks import (
     GenerateCallback,
     GenerateStep,
@@ -17,6 +18,7 @@ from lumigram.bot.callbacks import (
 )
 from lumigram.catalog import ModelSpec
 from lumigram.domain.jobs import Job, JobStatus
+from lumigram.domain.money import Account, Funding
 from lumigram.domain.templates import Template
 from lumigram.domain.users import LANGUAGE_NAMES, SUPPORTED_LANGUAGES
 from lumigram.services.generation import Quote
@@ -24,9 +26,19 @@ from lumigram.services.generation import Quote
 
 def main_menu() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
+    builder.button(text=_("🎨 Create an image"), callback_data=_gen(GenerateStep.START))
+    builder.button(text=_("👤 Profile"), callback_data=MenuCallback(action=MenuAction.PROFILE))
+    builder.button(text=_("⭐ Top up"), callback_data=MenuCallback(action=MenuAction.TOP_UP))
+    builder.button(
+        text=_("💎 Subscription"), callback_data=MenuCallback(action=MenuAction.SUBSCRIPTION)
+    )
+    builder.button(
+        text=_("🎁 Invite friends"), callback_data=MenuCallback(action=MenuAction.REFERRALS)
+    )
+    builder.button(text=_("🆘 Support"), callback_data=MenuCallback(action=MenuAction.SUPPORT))
     builder.button(text=_("🌐 Language"), callback_data=MenuCallback(action=MenuAction.LANGUAGE))
     builder.button(text=_("❓ Help"), callback_data=MenuCallback(action=MenuAction.HELP))
-    builder.adjust(1, 1, 2)
+    builder.adjust(1, 2, 2, 2, 1)
     return builder.as_markup()
 
 
@@ -90,12 +102,20 @@ def prompt_input() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def summary(quote: Quote, reference_count: int) -> InlineKeyboardMarkup:
+def summary(
+    quote: Quote, reference_count: int, funding: Funding | None = None, *, paid: bool = True
+) -> InlineKeyboardMarkup:
+    """``paid``: the request is covered (free images, allowance, credits); else "Pay N ⭐"."""
     builder = InlineKeyboardBuilder()
-    builder.button(
-        text=_("✅ Generate · {price} credits").format(price=quote.price),
-        callback_data=_gen(GenerateStep.CONFIRM),
-    )
+    if not paid:
+        label = render_money.pay_button(quote.stars)
+    elif funding is not None and funding.account in (Account.TRIAL, Account.ALLOWANCE):
+        label = _("✅ Generate")
+    elif funding is not None and funding.account is Account.STARS:
+        label = _("✅ Generate · {stars} ⭐").format(stars=funding.amount)
+    else:
+        label = _("✅ Generate · {price} credits").format(price=quote.price)
+    builder.button(text=label, callback_data=_gen(GenerateStep.CONFIRM))
     builder.button(text=_("⚙️ Settings"), callback_data=_gen(GenerateStep.SETTINGS))
     builder.button(text=_("✏️ Edit prompt"), callback_data=_gen(GenerateStep.EDIT_PROMPT))
     if reference_count:

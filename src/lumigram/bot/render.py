@@ -108,7 +108,7 @@ def prompt_problem(error: PromptError, length: int) -> str:
     return _("Please send the prompt as a text message.")
 
 
-def summary(quote: Quote, draft: Draft, language: str) -> str:
+def summary(quote: Quote, draft: Draft, language: str, price_line: str | None = None) -> str:
     model = quote.model
     caps = model.capabilities
     lines = [
@@ -125,7 +125,7 @@ def summary(quote: Quote, draft: Draft, language: str) -> str:
                 count=len(draft.reference_keys), limit=caps.max_reference_images
             )
         )
-    lines += ["", _("Price: <b>{price} credits</b>").format(price=quote.price)]
+    lines += ["", price_line or _("Price: <b>{price} credits</b>").format(price=quote.price)]
     if model.provider == "demo":
         lines.append(demo_notice())
     if caps.max_reference_images and len(draft.reference_keys) < caps.max_reference_images:

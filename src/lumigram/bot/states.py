@@ -11,3 +11,7 @@ class GenerateForm(StatesGroup):
     summary = State()  # the confirmation screen; photos add references
     seed = State()  # waiting for a seed number
     negative = State()  # waiting for a negative prompt
+
+
+class RefundForm(StatesGroup):
+    reason = State()  # waiting for why the chosen generation should be refunded

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -66,7 +66,9 @@ class JobRunner:
         dispatcher: JobDispatcher,
         policy: WorkerPolicy | None = None,
         clock: Clock = utc_now,
+        after_failure: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._after_failure = after_failure  # e.g. send the refund of a paid job now
         self._uow = uow_factory
         self._providers = providers
         self._storage = storage
@@ -291,6 +293,11 @@ class JobRunner:
                 user_reason,
             )
             await self._notifier.failed(job)
+            if self._after_failure is not None:
+                try:
+                    await self._after_failure()
+                except Exception:  # the sweeper tries again; the job has failed either way
+                    log.exception("job %s: settling money after the failure failed", job.id)
 
     # --- helpers ----------------------------------------------------------------
     async def _release(

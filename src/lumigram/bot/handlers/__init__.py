@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from lumigram.bot.handlers import (
+    account,
     errors,
     fallback,
     generate,
@@ -13,11 +14,29 @@ from lumigram.bot.handlers import (
     jobs,
     language,
     menu,
+    payments,
     start,
+    subscription,
+    support,
 )
 
 
 def get_routers() -> list[Router]:
     # fallback last: it catches whatever no feature router handled.
-    modules = (errors, start, menu, help_screen, language, jobs, generate, fallback)
+    # payments early: a successful_payment message must reach its handler, whatever
+    # conversation state the user is in.
+    modules = (
+        errors,
+        payments,
+        start,
+        menu,
+        help_screen,
+        language,
+        account,
+        subscription,
+        support,
+        jobs,
+        generate,
+        fallback,
+    )
     return [module.create_router() for module in modules]

@@ -16,10 +16,17 @@ from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    LabeledPrice,
+    Message,
+    TelegramObject,
+)
 
-from lumigram.bot import keyboards, render
-from lumigram.bot.callbacks import GenerateCallback, GenerateStep
+from lumigram.bot import keyboards, keyboards_money, render, render_money
+from lumigram.bot.callbacks import GenerateCallback, GenerateStep, MoneyAction, MoneyCallback
+from lumigram.bot.handlers.account import send_terms_if_first
 from lumigram.bot.messages import edit_or_send
 from lumigram.bot.states import GenerateForm
 from lumigram.catalog import ModelSpec
@@ -35,6 +42,8 @@ from lumigram.services.generation import (
     DraftError,
     GenerationService,
     InvalidReferenceError,
+    PerkRequiredError,
+    Queued,
 )
 
 DRAFT = "draft"
@@ -269,9 +278,11 @@ async def render_summary(
         quote = await generation.quote(draft)
     except DraftError:
         return None
+    funding, left = await generation.funding_preview(user.id, quote)
+    price_line = render_money.funding_line(funding, left, quote.price, quote.stars)
     return (
-        render.summary(quote, draft, user.language),
-        keyboards.summary(quote, len(draft.reference_keys)),
+        render.summary(quote, draft, user.language, price_line),
+        keyboards.summary(quote, len(draft.reference_keys), funding, paid=funding is not None),
     )
 
 
@@ -483,6 +494,15 @@ async def queue_job(
     except (DraftError, PromptError):
         await message.answer(render.draft_invalid())
         return False
+    except PerkRequiredError as error:
+        await message.answer(
+            render_money.perk_required(error.perk, error.limit),
+            reply_markup=keyboards_money.awaiting_payment(),
+        )
+        return False
+    if queued.awaiting_payment:
+        await send_job_invoice(message, services, user, queued, edit=edit)
+        return True
     text = render.queued(queued.position)
     markup = keyboards.job_status(queued.job)
     if edit:
@@ -492,6 +512,40 @@ async def queue_job(
         await generation.set_status_message(queued.job, sent.message_id)
     await generation.start(queued.job)
     return True
+
+
+async def send_job_invoice(
+    message: Message, services: Services, user: User, queued: Queued, *, edit: bool
+) -> None:
+    """Nothing to pay with: the job waits for a Stars invoice bound to it."""
+    job, stars = queued.job, queued.stars_due
+    text, markup = render_money.awaiting_payment(stars), keyboards_money.awaiting_payment()
+    if edit:
+        await message.edit_text(text, reply_markup=markup)
+    else:
+        sent = await message.answer(text, reply_markup=markup)
+        await services.generation.set_status_message(job, sent.message_id)
+    bot = message.bot
+    assert bot is not None
+    await send_terms_if_first(bot, services, user)
+    invoice = services.payments.job_invoice(job, stars)
+    model = services.generation.model(job.model_id)
+    outputs = int(job.settings.get("num_outputs", 1))
+    await bot.send_invoice(
+        chat_id=message.chat.id,
+        title=render_money.job_invoice_title(),
+        description=render_money.job_invoice_description(
+            model.name if model else job.model_id, outputs
+        ),
+        payload=invoice.payload,
+        currency="XTR",
+        prices=[LabeledPrice(label=render_money.job_invoice_title(), amount=stars)],
+    )
+
+
+async def cancel_unpaid(callback: CallbackQuery, services: Services, user: User) -> None:
+    await services.generation.cancel_unpaid(user.id)
+    await edit_or_send(callback, render_money.unpaid_cancelled(), keyboards.main_menu())
 
 
 def create_router() -> Router:
@@ -517,6 +571,9 @@ def create_router() -> Router:
     router.callback_query.register(open_setting, gen(F.step == GenerateStep.SETTING), has_draft)
     router.callback_query.register(set_setting, gen(F.step == GenerateStep.SET), has_draft)
     router.callback_query.register(confirm, gen(F.step == GenerateStep.CONFIRM), has_draft)
+    router.callback_query.register(
+        cancel_unpaid, MoneyCallback.filter(F.action == MoneyAction.CANCEL_UNPAID)
+    )
     images = F.photo | F.document
     router.message.register(receive_reference, GenerateForm.prompt, images, has_draft)
     router.message.register(receive_reference, GenerateForm.summary, images, has_draft)

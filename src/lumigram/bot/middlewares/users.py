@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, Update
+from aiogram.types import CallbackQuery, Message, PreCheckoutQuery, TelegramObject, Update
 from aiogram.types import User as TelegramUser
 from aiogram.utils.i18n import I18n
 
@@ -42,7 +42,7 @@ class UserMiddleware(BaseMiddleware):
         )
         data["user"] = registration.user
         data["registration"] = registration
-        if registration.user.is_banned:
+        if registration.user.is_banned and not _is_payment(event):
             await self._tell_banned(event, registration.user.language, registration.user.ban_reason)
             return None
         return await handler(event, data)
@@ -51,9 +51,19 @@ class UserMiddleware(BaseMiddleware):
         inner = event.event if isinstance(event, Update) else event
         with self._i18n.context(), self._i18n.use_locale(locale):
             text = render.banned(reason)
-        if isinstance(inner, Message):
+        if isinstance(inner, PreCheckoutQuery):
+            await inner.answer(ok=False, error_message=text[:255])
+        elif isinstance(inner, Message):
             await inner.answer(text)
         elif isinstance(inner, CallbackQuery):
             await inner.answer(text, show_alert=True)
         else:
             log.info("dropped an update of a banned user")
+
+
+def _is_payment(event: TelegramObject) -> bool:
+    """Money that already moved is recorded even for a banned user (nothing may be lost)."""
+    inner = event.event if isinstance(event, Update) else event
+    return isinstance(inner, Message) and (
+        inner.successful_payment is not None or inner.refunded_payment is not None
+    )
