@@ -65,7 +65,8 @@ async def test_trial_used_up_then_pay_per_image_and_replays_change_nothing(
     await user.wait_for_text("No free images or credits left")
     await user.wait_for_text("Terms of payment")  # before the first purchase
     invoice = await user.wait_for(is_invoice)
-    assert invoice.invoice is not None and invoice.invoice["total_amount"] == 1
+    assert invoice.invoice is not None
+    assert invoice.invoice["total_amount"] == 1
     paid = await user.pay()
     assert paid.ok, paid.error_message
     await user.wait_for_text("Payment received")
@@ -74,7 +75,8 @@ async def test_trial_used_up_then_pay_per_image_and_replays_change_nothing(
     photos = [m for m in user.bot_messages if m.kind == "photo"]
     assert len(photos) == 2
     stars_after = await balances(app, user.id)
-    assert stars_after["stars"] == 0 and stars_after["stars:held"] == 0
+    assert stars_after["stars"] == 0
+    assert stars_after["stars:held"] == 0
     # The same successful_payment delivered again, three times: nothing changes.
     assert paid.message is not None
     for _ in range(3):
@@ -85,7 +87,8 @@ async def test_trial_used_up_then_pay_per_image_and_replays_change_nothing(
     assert len(await payments(app, user.id)) == 1
     # Paying the same invoice again is refused at pre-checkout: it is paid already.
     again = await user.pay(invoice)
-    assert not again.ok and "already been paid" in (again.error_message or "")
+    assert not again.ok
+    assert "already been paid" in (again.error_message or "")
     await books_balance(app)
 
 
@@ -104,7 +107,8 @@ async def test_a_paid_generation_that_fails_is_refunded_and_the_user_told(
     assert len(refunds) == 1
     assert refunds[0].params["telegram_payment_charge_id"] == paid.charge_id
     [payment] = await payments(app, user.id)
-    assert payment["status"] == "refunded" and payment["refund_state"] == "done"
+    assert payment["status"] == "refunded"
+    assert payment["refund_state"] == "done"
     assert (await balances(app, user.id))["stars"] == 0
     await books_balance(app)
 
@@ -121,7 +125,8 @@ async def test_a_stale_invoice_is_refused_at_pre_checkout(
     await user.press("Pay 1 ⭐")
     await user.wait_for(lambda m: is_invoice(m) and m.message_id != first_invoice.message_id)
     stale = await user.pay(first_invoice)
-    assert not stale.ok and stale.reason == "declined"
+    assert not stale.ok
+    assert stale.reason == "declined"
     assert "expired" in (stale.error_message or "")
     fresh = await user.pay()
     assert fresh.ok
@@ -253,5 +258,6 @@ async def test_a_banned_user_is_refused_at_pre_checkout(
         )
         await session.commit()
     refused = await user.pay()
-    assert not refused.ok and refused.reason == "declined"
+    assert not refused.ok
+    assert refused.reason == "declined"
     assert await payments(app, user.id) == []

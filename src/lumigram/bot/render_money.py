@@ -6,7 +6,6 @@ from datetime import datetime
 from html import escape
 
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from lumigram.domain.money import Account, Funding, Package, Payment, PaymentStatus
 from lumigram.domain.subscriptions import Subscription, Tier
@@ -61,9 +60,7 @@ def job_invoice_title() -> str:
 
 
 def job_invoice_description(model: str, outputs: int) -> str:
-    return ngettext("{count} image with {model}", "{count} images with {model}", outputs).format(
-        count=outputs, model=model
-    )
+    return _("{model} · images: {count}").format(count=outputs, model=model)
 
 
 def package_invoice_title(package: Package) -> str:
