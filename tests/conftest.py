@@ -16,10 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from lumigram.config import DatabaseSettings
 from lumigram.db.base import metadata
 from lumigram.db.engine import create_engine, create_sessionmaker
 from lumigram.db.mapping import map_entities
 from lumigram.db.migrate import upgrade
+from lumigram.runtime import verify_ledger
 
 PG_URL = os.environ.get("LUMIGRAM_TEST_DATABASE_URL", "")
 VALID_TOKEN = "123456789:AAEhBOweik6ad6PsVMRxjeQKj3oXUbuPvXs"
@@ -88,17 +90,28 @@ async def _prepare_postgres() -> str:
     return suite_url.render_as_string(hide_password=False)
 
 
+async def _verify_books(url: str) -> None:
+    """What `lumigram ledger verify` checks, after every test that used a database."""
+    problems = await verify_ledger(DatabaseSettings(database_url=url))  # type: ignore[arg-type]
+    assert problems == [], f"the books do not balance after this test: {problems}"
+
+
 @pytest.fixture
-async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    check_books = request.node.get_closest_marker("books_tampered") is None
     if not PG_URL:
         url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         engine = create_engine(url)
         await upgrade(engine)
         await engine.dispose()
         yield url
+        if check_books:
+            await _verify_books(url)
         return
     url = await _prepare_postgres()
     yield url
+    if check_books:
+        await _verify_books(url)
     engine = create_engine(url)
     async with engine.begin() as conn:
         names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)

@@ -112,6 +112,7 @@ async def test_hold_capture_partial_and_release(sessionmaker: Sessions) -> None:
         assert await ledger.discrepancies() == []
 
 
+@pytest.mark.books_tampered
 async def test_verify_finds_a_tampered_balance(sessionmaker: Sessions) -> None:
     await add_user(sessionmaker, 4)
     async with sessionmaker() as session:
