@@ -44,9 +44,12 @@ class FakeStars:
         self.refunds: list[str] = []
         self.refuse: str | None = None
         self.already = False
+        self.unreachable = False
 
     async def refund(self, user_id: int, charge_id: str) -> None:
         self.refunds.append(charge_id)
+        if self.unreachable:
+            raise ConnectionError("Telegram unreachable")
         if self.refuse:
             raise StarsRefusedError(self.refuse, already_done=self.already)
 
@@ -197,6 +200,31 @@ async def test_a_refund_telegram_keeps_refusing_goes_back_to_the_user(world: Wor
         assert (row["status"], row["refund_state"]) == ("paid", "failed")
         world.clock.now += timedelta(days=1)
         assert await world.services(session).refunds.process_due(world.stars, None) == 0
+
+
+async def test_no_answer_never_gives_the_stars_back(world: World) -> None:
+    """A refund whose answer was lost may have happened: it is retried, never undone."""
+    user = await world.register(7011)
+    _job, payload = await world.job_waiting_for_payment(user.id)
+    recorded = await world.pay(user.id, "ch-6", payload, 2)
+    async with world.sessions() as session:
+        await world.services(session).generation._uow.billing.release(recorded.job)
+        await session.commit()
+    world.stars.unreachable = True
+    for _ in range(MAX_REFUND_ATTEMPTS + 3):
+        world.clock.now += timedelta(hours=7)
+        async with world.sessions() as session:
+            await world.services(session).refunds.process_due(world.stars, None)
+    assert len(world.stars.refunds) == MAX_REFUND_ATTEMPTS + 3
+    assert (await world.balances(user.id))["stars"] == 0
+    async with world.sessions() as session:
+        row = (await session.execute(select(tables.payments))).mappings().one()
+    assert row["refund_state"] == "pending"
+    world.stars.unreachable = False
+    world.stars.refuse, world.stars.already = "Bad Request: CHARGE_ALREADY_REFUNDED", True
+    world.clock.now += timedelta(hours=7)
+    async with world.sessions() as session:
+        assert await world.services(session).refunds.process_due(world.stars, None) == 1
 
 
 async def test_already_refunded_counts_as_done(world: World) -> None:

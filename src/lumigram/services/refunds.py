@@ -148,8 +148,10 @@ class RefundService:
             if not error.already_done:
                 await self._refused(payment_id, error.reason)
                 return False
-        except Exception as error:  # network trouble: try again later
-            await self._refused(payment_id, f"{type(error).__name__}: {error}"[:200])
+        except Exception as error:
+            # No answer: Telegram may have refunded already. Never give up (giving the
+            # Stars back as well could pay twice); retry, and the next answer will say.
+            await self._refused(payment_id, f"{type(error).__name__}: {error}"[:200], counts=False)
             return False
         completed = await self.complete(payment_id)
         if completed and notifier is not None:
@@ -173,15 +175,17 @@ class RefundService:
         await self._tx.commit()
         return True
 
-    async def _refused(self, payment_id: int, reason: str) -> None:
+    async def _refused(self, payment_id: int, reason: str, *, counts: bool = True) -> None:
+        """Schedule a retry; only Telegram's explicit refusals (``counts``) lead to giving up."""
         payment = await self._payments.get(payment_id)
         if payment is None or payment.refund_state != RefundState.PENDING.value:
             await self._tx.commit()
             return
-        payment.refund_attempts += 1
+        if counts:
+            payment.refund_attempts += 1
         payment.refund_error = reason[:256]
         charge = payment.telegram_payment_charge_id
-        if payment.refund_attempts >= MAX_REFUND_ATTEMPTS:
+        if counts and payment.refund_attempts >= MAX_REFUND_ATTEMPTS:
             # Give the Stars back to the user's balance rather than lose them.
             await self._ledger.post(
                 payment.user_id,
@@ -202,7 +206,7 @@ class RefundService:
                 reason,
             )
         else:
-            delay = refund_backoff(payment.refund_attempts)
+            delay = refund_backoff(max(payment.refund_attempts, 1))
             payment.refund_next_at = self._clock() + timedelta(seconds=delay)
             log.error(
                 "OPERATOR ALERT: refund of payment %s (user %s) refused (%s); retry in %.0fs",
