@@ -64,7 +64,7 @@ class BotApplication:
             self.notifier,
             self.queue,
             worker_policy(settings),
-            after_failure=self.settle_money,
+            after_failure=self.send_refunds,
         )
         self.dispatcher: Dispatcher = build_dispatcher(
             self.infra, self.sessionmaker, self.i18n, self.notifier, extra_routers=extra_routers
@@ -107,6 +107,14 @@ class BotApplication:
                     await self._refresh_usage_counts()
             except Exception:
                 log.exception("sweeper failed; trying again at the next interval")
+
+    async def send_refunds(self) -> None:
+        """Right after a job fails: a paid one's refund goes out now, not at the next sweep."""
+        async with self._money_lock, self.sessionmaker() as session:
+            assert self.infra.stars is not None
+            await Services(session, self.infra).refunds.process_due(
+                self.infra.stars, self.infra.money_notifier
+            )
 
     async def settle_money(self) -> None:
         """Open holds of ended jobs, refunds due, subscriptions past their end or

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lumigram.catalog import load_catalog
 from lumigram.config import load_settings
-from lumigram.container import Infrastructure, Services
+from lumigram.container import Infrastructure, Services, billing_for
 from lumigram.db import tables
 from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.domain.jobs import Job
@@ -132,7 +132,7 @@ class World:
             services = self.services(session)
             job = await session.get(Job, job_id)
             assert job is not None
-            paid = await services.generation._uow.billing.reserve(job, Price(1, 5, 2))
+            paid = await billing_for(session).reserve(job, Price(1, 5, 2))
             assert not paid
             job.status = "awaiting_payment"
             await session.commit()
@@ -160,8 +160,7 @@ async def test_failed_paid_job_is_refunded_after_refusals(world: World) -> None:
     assert recorded.job is not None
     assert (await world.balances(user.id))["stars:held"] == 2
     async with world.sessions() as session:  # the worker fails the job
-        services = world.services(session)
-        await services.generation._uow.billing.release(recorded.job)
+        await billing_for(session).release(recorded.job)
         await session.commit()
     assert (await world.balances(user.id))["stars"] == 0  # taken out, refund pending
     world.stars.refuse = "Bad Request: try later"
@@ -186,7 +185,7 @@ async def test_a_refund_telegram_keeps_refusing_goes_back_to_the_user(world: Wor
     _job, payload = await world.job_waiting_for_payment(user.id)
     recorded = await world.pay(user.id, "ch-2", payload, 2)
     async with world.sessions() as session:
-        await world.services(session).generation._uow.billing.release(recorded.job)
+        await billing_for(session).release(recorded.job)
         await session.commit()
     world.stars.refuse = "Bad Request: CHARGE_NOT_FOUND"
     for _ in range(MAX_REFUND_ATTEMPTS):
@@ -208,7 +207,7 @@ async def test_no_answer_never_gives_the_stars_back(world: World) -> None:
     _job, payload = await world.job_waiting_for_payment(user.id)
     recorded = await world.pay(user.id, "ch-6", payload, 2)
     async with world.sessions() as session:
-        await world.services(session).generation._uow.billing.release(recorded.job)
+        await billing_for(session).release(recorded.job)
         await session.commit()
     world.stars.unreachable = True
     for _ in range(MAX_REFUND_ATTEMPTS + 3):
@@ -232,7 +231,7 @@ async def test_already_refunded_counts_as_done(world: World) -> None:
     _job, payload = await world.job_waiting_for_payment(user.id)
     recorded = await world.pay(user.id, "ch-3", payload, 2)
     async with world.sessions() as session:
-        await world.services(session).generation._uow.billing.release(recorded.job)
+        await billing_for(session).release(recorded.job)
         await session.commit()
     world.stars.refuse, world.stars.already = "Bad Request: CHARGE_ALREADY_REFUNDED", True
     async with world.sessions() as session:
@@ -367,7 +366,7 @@ async def test_reconciler_settles_holds_left_open_by_a_crash(world: World) -> No
         for job_id in (delivered, failed):
             job = await session.get(Job, job_id)
             assert job is not None
-            assert await services.generation._uow.billing.reserve(job, Price(1, 3, 1))
+            assert await billing_for(session).reserve(job, Price(1, 3, 1))
         await session.commit()
         # The crash: the jobs' final states were written, their holds never settled.
         await session.execute(

@@ -16,6 +16,13 @@ def _back(builder: InlineKeyboardBuilder) -> None:
     builder.button(text=_("⬅️ Back"), callback_data=MenuCallback(action=MenuAction.MAIN))
 
 
+def _offers(builder: InlineKeyboardBuilder) -> None:
+    builder.button(text=_("⭐ Top up"), callback_data=MenuCallback(action=MenuAction.TOP_UP))
+    builder.button(
+        text=_("💎 Subscription"), callback_data=MenuCallback(action=MenuAction.SUBSCRIPTION)
+    )
+
+
 def back() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     _back(builder)
@@ -24,10 +31,7 @@ def back() -> InlineKeyboardMarkup:
 
 def profile() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("⭐ Top up"), callback_data=MenuCallback(action=MenuAction.TOP_UP))
-    builder.button(
-        text=_("💎 Subscription"), callback_data=MenuCallback(action=MenuAction.SUBSCRIPTION)
-    )
+    _offers(builder)
     builder.button(
         text=_("🎁 Invite friends"), callback_data=MenuCallback(action=MenuAction.REFERRALS)
     )
@@ -51,10 +55,7 @@ def packages(items: tuple[Package, ...]) -> InlineKeyboardMarkup:
 
 def awaiting_payment() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("⭐ Top up"), callback_data=MenuCallback(action=MenuAction.TOP_UP))
-    builder.button(
-        text=_("💎 Subscription"), callback_data=MenuCallback(action=MenuAction.SUBSCRIPTION)
-    )
+    _offers(builder)
     builder.button(
         text=_("✖️ Cancel"), callback_data=MoneyCallback(action=MoneyAction.CANCEL_UNPAID)
     )

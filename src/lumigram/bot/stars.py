@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from lumigram.bot import render_money
 from lumigram.db.repositories.users import UserRepository
 from lumigram.domain.subscriptions import SUBSCRIPTION_PERIOD, Subscription, Tier
+from lumigram.services.payments import STARS
 from lumigram.services.ports import StarsRefusedError
 
 log = logging.getLogger(__name__)
-STARS = "XTR"
 ALREADY_DONE = ("CHARGE_ALREADY_REFUNDED",)
 
 

@@ -153,7 +153,7 @@ class PaymentService:
             tier = self._subscriptions.tier(claim.ref)
             if tier is None or tier.stars != total_amount:
                 refusal = Refusal.STALE
-            elif (await self._subscriptions.view(user.id)).active:
+            elif (await self._subscriptions.entitlement(user.id))[1]:
                 refusal = Refusal.SUBSCRIBED
             else:
                 refusal = None
@@ -197,7 +197,7 @@ class PaymentService:
             user_id=user_id,
             invoice_payload=payload[:128],
             product=claim.product.value if claim else UNMATCHED,
-            product_ref=claim.ref.split("x")[0] if claim else None,
+            product_ref=_product_ref(claim) if claim else None,
             amount_xtr=total_amount,
             created_at=self._clock(),
             subscription_expires_at=subscription_expires_at,
@@ -324,6 +324,14 @@ class PaymentService:
         paid = bool(await self._payments.recent_for_user(user_id, 1))
         await self._tx.commit()
         return paid
+
+
+def _product_ref(claim: InvoiceClaim) -> str:
+    """What the payment row points at: the job id of a single generation, else the ref."""
+    if claim.product is Product.SINGLE:
+        job_id, _ = _job_ref(claim.ref)
+        return str(job_id) if job_id is not None else claim.ref[:64]
+    return claim.ref
 
 
 def _job_ref(ref: str) -> tuple[int | None, int | None]:

@@ -11,8 +11,7 @@ from lumigram.bot.callbacks import MenuAction, MenuCallback, MoneyAction, MoneyC
 from lumigram.bot.messages import edit_or_send
 from lumigram.container import Services
 from lumigram.domain.users import REFERRAL_PREFIX, User
-
-STARS = "XTR"
+from lumigram.services.payments import STARS
 
 
 async def referral_link(bot: Bot, user: User) -> str:

@@ -45,6 +45,7 @@ from lumigram.services.generation import (
     PerkRequiredError,
     Queued,
 )
+from lumigram.services.payments import STARS
 
 DRAFT = "draft"
 SCREEN = "screen"  # id of the message the conversation edits
@@ -538,7 +539,7 @@ async def send_job_invoice(
             model.name if model else job.model_id, outputs
         ),
         payload=invoice.payload,
-        currency="XTR",
+        currency=STARS,
         prices=[LabeledPrice(label=render_money.job_invoice_title(), amount=stars)],
     )
 

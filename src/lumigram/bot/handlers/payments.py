@@ -9,6 +9,8 @@ from aiogram.types import BotSubscriptionUpdated, Message, PreCheckoutQuery
 
 from lumigram.bot import render_money
 from lumigram.container import Services
+from lumigram.domain.invoices import Product
+from lumigram.domain.money import UNMATCHED, Account
 from lumigram.domain.users import User
 from lumigram.services.payments import from_unix
 
@@ -55,12 +57,12 @@ async def successful_payment(message: Message, services: Services, user: User, b
         await message.answer(
             render_money.subscribed(recorded.tier, recorded.payment.subscription_expires_at)
         )
-    elif recorded.payment.credits and recorded.payment.product == "p":
+    elif recorded.payment.product == Product.PACKAGE.value:
         balances = await services.account.balances(user.id)
         await message.answer(
-            render_money.credits_added(recorded.payment.credits, balances["credits"])
+            render_money.credits_added(recorded.payment.credits, balances[Account.CREDITS.value])
         )
-    elif recorded.payment.product == "unmatched":
+    elif recorded.payment.product == UNMATCHED:
         await message.answer(render_money.unmatched_payment())
 
 
