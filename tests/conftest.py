@@ -131,3 +131,28 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def second_database_url(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """Another empty, migrated database beside ``database_url`` (a second deployment in
+    one test), checked the same way at the end."""
+    check_books = request.node.get_closest_marker("books_tampered") is None
+    if not PG_URL:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'second.db'}"
+    else:
+        base = make_url(await _prepare_postgres())
+        url = base.set(database=f"{base.database}_2").render_as_string(hide_password=False)
+        admin = create_engine(base.render_as_string(hide_password=False))
+        async with admin.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            name = make_url(url).database
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+    engine = create_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    yield url
+    if check_books:
+        await _verify_books(url)

@@ -6,6 +6,7 @@ each adapter stays a thin translation layer.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -18,6 +19,7 @@ from lumigram.db.repositories.audit import AuditRepository
 from lumigram.db.repositories.jobs import JobRepository
 from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.db.repositories.payments import PaymentRepository
+from lumigram.db.repositories.stars_sync import StarsSyncRepository
 from lumigram.db.repositories.subscriptions import SubscriptionRepository
 from lumigram.db.repositories.users import UserRepository
 from lumigram.db.uow import SqlUnitOfWork
@@ -28,6 +30,7 @@ from lumigram.services.account import AccountService
 from lumigram.services.billing import LedgerBilling
 from lumigram.services.generation import GenerationPolicy, GenerationService
 from lumigram.services.ledger import Ledger
+from lumigram.services.payment_intake import PaymentIntake
 from lumigram.services.payments import PaymentService, ReferralPolicy
 from lumigram.services.ports import (
     Billing,
@@ -38,6 +41,7 @@ from lumigram.services.ports import (
 )
 from lumigram.services.reconciler import MoneyReconciler
 from lumigram.services.refunds import RefundService
+from lumigram.services.stars_sync import StarsReconciliation
 from lumigram.services.subscriptions import SubscriptionService
 from lumigram.services.users import UserPolicy, UserService
 from lumigram.services.worker import WorkerPolicy
@@ -56,8 +60,8 @@ def generation_policy(settings: Settings) -> GenerationPolicy:
     return GenerationPolicy(
         max_prompt_length=settings.max_prompt_length,
         max_active_jobs=settings.max_active_jobs,
-        preset_stars=settings.price_preset_stars,
-        custom_stars=settings.price_custom_stars,
+        packages=settings.packages(),
+        custom_surcharge=settings.custom_prompt_surcharge,
     )
 
 
@@ -91,6 +95,8 @@ class Infrastructure:
     dispatcher: JobDispatcher
     stars: StarsGateway | None = None  # Telegram's Stars calls, once the bot exists
     money_notifier: MoneyNotifier | None = None
+    # Sends the refunds that are due now (the process serialises money work behind it).
+    send_refunds: Callable[[], Awaitable[None]] | None = None
 
     @cached_property
     def invoice_secret(self) -> bytes:
@@ -142,6 +148,22 @@ class Services:
             secret=self.infra.invoice_secret,
             packages=settings.packages(),
             referral=ReferralPolicy(settings.referral_percent, settings.referral_every_payment),
+        )
+
+    @cached_property
+    def payment_intake(self) -> PaymentIntake:
+        return PaymentIntake(self.payments, self.generation, self.infra.send_refunds)
+
+    @cached_property
+    def stars_sync(self) -> StarsReconciliation:
+        return StarsReconciliation(
+            StarsSyncRepository(self.session),
+            PaymentRepository(self.session),
+            # Refunds it causes are sent by its caller, which holds the money lock already.
+            PaymentIntake(self.payments, self.generation, None),
+            self.refunds,
+            self.users,
+            self.session,
         )
 
     @cached_property

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.utils.i18n import I18n
@@ -33,6 +34,7 @@ from lumigram.storage.local import LocalStorage
 
 log = logging.getLogger(__name__)
 USAGE_REFRESH_EVERY = 12  # sweeps between refreshes of the templates' usage counts
+SETTLE_AFTER_SECONDS = 30.0  # a periodic reconciliation leaves younger payments to their update
 
 
 class BotApplication:
@@ -56,6 +58,7 @@ class BotApplication:
         )
         self.infra.stars = TelegramStars(self.bot, self.i18n)
         self.infra.money_notifier = TelegramMoneyNotifier(self.bot, self.i18n, self.sessionmaker)
+        self.infra.send_refunds = self.send_refunds
         self.notifier = TelegramNotifier(self.bot, self.i18n, self.catalog)
         self.runner = JobRunner(
             unit_of_work_factory(self.sessionmaker, billing_for),
@@ -70,21 +73,32 @@ class BotApplication:
             self.infra, self.sessionmaker, self.i18n, self.notifier, extra_routers=extra_routers
         )
         self._sweeper: asyncio.Task[None] | None = None
+        self._stars_sync: asyncio.Task[None] | None = None
         self._money_lock = asyncio.Lock()
 
     async def prepare(self) -> None:
-        """Migrate, register the command menus, and start the workers."""
-        from lumigram.db.migrate import upgrade  # Alembic is needed only for this moment
+        """Check the database and Telegram, migrate, register the command menus, and
+        start the workers. A problem found here is a one-line StartupError."""
+        from lumigram.startup import apply_migrations, check_database, wait_for_telegram
 
-        await upgrade(self.engine)
-        me = await self.bot.me()
+        url = self.settings.database_url.get_secret_value()
+        await check_database(self.engine, url)  # a few quick tries, then one line
+        me = await wait_for_telegram(self.bot, self.settings.telegram_api_base)
+        log.info("%s", await apply_migrations(self.engine, url))
         log.info("starting @%s (id %s)", me.username, me.id)
         await register_commands(self.bot, self.i18n)
         await self._load_mode_titles()
         self.queue.start(self.runner.run_step)
+        # Jobs interrupted by the last stop carry on. First of all: it drops every lease
+        # (none can be alive before this process dispatches anything).
+        await self.runner.recover()
+        # Payments whose update the last run lost (or never committed) are recorded next.
+        await self.reconcile_stars(settle_after=0.0)
         await self.settle_money()  # money left in flight by the last stop is put right
-        await self.runner.recover()  # jobs interrupted by the last stop carry on
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="lumigram-sweeper")
+        self._stars_sync = asyncio.create_task(
+            self._reconcile_stars_forever(), name="lumigram-stars-sync"
+        )
         # Everything imported so far lives as long as the process: take it out of the
         # garbage collector's view, which cuts full collections (loop stalls) by ~3x.
         gc.collect()
@@ -107,6 +121,37 @@ class BotApplication:
                     await self._refresh_usage_counts()
             except Exception:
                 log.exception("sweeper failed; trying again at the next interval")
+
+    async def _reconcile_stars_forever(self) -> None:
+        interval = self.settings.stars_reconcile_interval
+        while True:
+            await asyncio.sleep(interval)
+            # A payment younger than this is most likely still on its way as an update.
+            await self.reconcile_stars(settle_after=min(interval, SETTLE_AFTER_SECONDS))
+
+    async def reconcile_stars(self, *, settle_after: float) -> None:
+        """Compare Telegram's record of Star transactions with ours (services.stars_sync).
+
+        A failure is logged and tried again at the next interval: it must never stop
+        the bot, and nothing is lost meanwhile (Telegram keeps the record).
+        """
+        assert self.infra.stars is not None
+        try:
+            async with self._money_lock, self.sessionmaker() as session:
+                services = Services(session, self.infra)
+                await services.stars_sync.run(
+                    self.infra.stars,
+                    self.infra.money_notifier,
+                    settle_after=timedelta(seconds=settle_after),
+                )
+                await services.refunds.process_due(self.infra.stars, self.infra.money_notifier)
+        except Exception as error:
+            log.warning(
+                "Stars reconciliation failed (%s: %s); trying again in %.0f s",
+                type(error).__name__,
+                error,
+                self.settings.stars_reconcile_interval,
+            )
 
     async def send_refunds(self) -> None:
         """Right after a job fails: a paid one's refund goes out now, not at the next sweep."""
@@ -147,10 +192,11 @@ class BotApplication:
             await self.dispatcher.stop_polling()
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._stars_sync):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.queue.stop()
         for provider in self.infra.providers.values():
             await provider.aclose()
@@ -159,11 +205,26 @@ class BotApplication:
 
 
 async def run_bot(settings: Settings) -> None:
-    """Migrate, then long-poll until SIGINT/SIGTERM."""
-    app = BotApplication(settings)
+    """Check, migrate, then long-poll until SIGINT/SIGTERM (which may also come while
+    start-up is still waiting for Telegram: then it stops at once, cleanly)."""
+    from lumigram.catalog import CatalogError
+    from lumigram.startup import (
+        StartupError,
+        catalog_problem,
+        interruptible,
+        prepare_sqlite_directory,
+    )
+
+    prepare_sqlite_directory(settings.database_url.get_secret_value())
     try:
-        await app.prepare()
-        await app.run_polling()
+        app = BotApplication(settings)
+    except CatalogError as exc:
+        raise StartupError(catalog_problem(exc, settings.catalog_file)) from None
+    try:
+        async with interruptible() as interrupted:
+            await app.prepare()
+        if interrupted.signal is None:
+            await app.run_polling()
     finally:
         await app.close()
 
@@ -179,12 +240,9 @@ async def verify_ledger(settings: DatabaseSettings) -> list[str]:
         await engine.dispose()
 
 
-async def migrate(settings: DatabaseSettings) -> str | None:
-    from lumigram.db.migrate import current_revision, upgrade
+async def migrate(settings: DatabaseSettings) -> str:
+    """``lumigram migrate``; the one line to print: "database at revision …, N migrations
+    applied"."""
+    from lumigram.startup import migrate_database
 
-    engine = create_engine(settings.database_url.get_secret_value())
-    try:
-        await upgrade(engine)
-        return await current_revision(engine)
-    finally:
-        await engine.dispose()
+    return str(await migrate_database(settings.database_url.get_secret_value()))

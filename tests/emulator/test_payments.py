@@ -271,3 +271,45 @@ async def test_subscription_updates(bot: Bot, emu: TelegramEmulator) -> None:
     states = [u.subscription.state for u in updates if u.subscription is not None]
     assert states == ["canceled", "active", "failed"]
     assert all(u.subscription.invoice_payload == "sub-pro" for u in updates if u.subscription)
+
+
+async def test_a_withheld_payment_update_is_still_in_the_transactions(
+    bot: Bot, emu: TelegramEmulator
+) -> None:
+    """``deliver=False`` charges the user but loses the ``successful_payment`` update, as
+    when a bot crashed after acknowledging it; Telegram's record lists it all the same,
+    oldest first, paged with offset/limit."""
+    user = emu.user(1001)
+    seen: list[str] = []
+
+    async def answer_and_record() -> None:
+        offset = None
+        while True:
+            for update in await bot.get_updates(offset=offset, timeout=1):
+                offset = update.update_id + 1
+                seen.append(update.event_type)
+                if update.pre_checkout_query is not None:
+                    await bot.answer_pre_checkout_query(update.pre_checkout_query.id, ok=True)
+
+    task = asyncio.create_task(answer_and_record())
+    try:
+        charges = []
+        for n, deliver in enumerate((True, False, True)):
+            await bot.send_invoice(user.id, "Credits", "100 credits", f"o-{n}", "XTR", STARS)
+            paid = await user.pay(timeout=5, deliver=deliver)
+            assert paid.ok
+            charges.append(paid.charge_id)
+        await asyncio.sleep(1.2)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert seen.count("pre_checkout_query") == 3
+    assert seen.count("message") == 2  # the second payment's update was lost
+    listed = (await bot.get_star_transactions()).transactions
+    assert [t.id for t in listed] == charges
+    assert [t.source.invoice_payload for t in listed] == ["o-0", "o-1", "o-2"]  # type: ignore[union-attr]
+    assert [t.id for t in (await bot.get_star_transactions(offset=1, limit=1)).transactions] == [
+        charges[1]
+    ]
+    assert (await bot.get_star_transactions(offset=3)).transactions == []

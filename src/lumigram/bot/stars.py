@@ -13,14 +13,19 @@ from collections.abc import Iterator
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.types import LabeledPrice
+from aiogram.types import LabeledPrice, StarTransaction, TransactionPartnerUser
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lumigram.bot import render_money
+from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.db.repositories.users import UserRepository
+from lumigram.domain.money import Account
+from lumigram.domain.stars import Direction
+from lumigram.domain.stars import StarTransaction as Transaction
 from lumigram.domain.subscriptions import SUBSCRIPTION_PERIOD, Subscription, Tier
-from lumigram.services.payments import STARS
+from lumigram.services.ledger import Ledger
+from lumigram.services.payments import STARS, Recorded
 from lumigram.services.ports import StarsRefusedError
 
 log = logging.getLogger(__name__)
@@ -61,6 +66,33 @@ class TelegramStars:
             subscription_period=int(SUBSCRIPTION_PERIOD.total_seconds()),
         )
 
+    async def transactions(self, offset: int, limit: int) -> list[Transaction]:
+        answer = await self._bot.get_star_transactions(offset=offset, limit=limit)
+        return [_transaction(item) for item in answer.transactions]
+
+
+def _transaction(item: StarTransaction) -> Transaction:
+    """Telegram's StarTransaction in the reconciliation's terms."""
+    incoming = item.source is not None
+    partner = item.source if incoming else item.receiver
+    direction = Direction.IN if incoming else Direction.OUT
+    if not isinstance(partner, TransactionPartnerUser):
+        kind = str(getattr(partner, "type", "unknown"))
+        return Transaction(item.id, item.amount, item.date, direction, kind)
+    return Transaction(
+        id=item.id,
+        amount=item.amount,
+        date=item.date,
+        direction=direction,
+        partner=f"{partner.type}/{partner.transaction_type}",
+        user_id=partner.user.id,
+        first_name=partner.user.first_name,
+        username=partner.user.username,
+        language_code=partner.user.language_code,
+        invoice_payload=partner.invoice_payload,
+        subscription_period=partner.subscription_period,
+    )
+
 
 class TelegramMoneyNotifier:
     def __init__(
@@ -90,6 +122,15 @@ class TelegramMoneyNotifier:
         with self._locale(await self._language(user_id)):
             text = render_money.refunded(stars)
         await self._send(user_id, text)
+
+    async def payment_received(self, recorded: Recorded) -> None:
+        user_id = recorded.payment.user_id
+        async with self._sessionmaker() as session:
+            balances = await Ledger(LedgerRepository(session)).balances(user_id)
+        with self._locale(await self._language(user_id)):
+            text = render_money.payment_outcome(recorded, balances[Account.CREDITS.value])
+        if text:
+            await self._send(user_id, text)
 
     async def subscription_expiring(self, subscription: Subscription, tier: Tier | None) -> None:
         with self._locale(await self._language(subscription.user_id)):

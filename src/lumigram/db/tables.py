@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
     true,
 )
@@ -219,4 +220,33 @@ holds = Table(
     Column("captured", BigInteger, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("settled_at", UTCDateTime()),
+)
+
+# --- reconciliation with Telegram's own record (getStarTransactions) ---------------
+
+app_state = Table(
+    "app_state",
+    metadata,
+    # Small named values the application keeps between runs (e.g. the Stars cursor).
+    Column("key", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+star_transaction_issues = Table(
+    "star_transaction_issues",
+    metadata,
+    # A Star transaction Telegram shows that matches nothing here: kept for the operator.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(128), nullable=False),
+    Column("direction", String(8), nullable=False),  # in, out
+    Column("amount", Integer, nullable=False),
+    Column("user_id", BigInteger),
+    Column("partner", String(32), nullable=False),  # the partner's type/transaction_type
+    Column("invoice_payload", String(128)),
+    Column("problem", String(256), nullable=False),
+    Column("transaction_date", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    UniqueConstraint("transaction_id", "direction"),
 )

@@ -55,7 +55,11 @@ async def pay_invoice(
     user: UserProfile,
     invoice: InvoiceRecord,
     timeout: float,
+    *,
+    deliver: bool = True,
 ) -> PaymentResult:
+    """Pre-checkout, then the charge. ``deliver=False``: the charge happens (it is in the
+    chat and in getStarTransactions) but its ``successful_payment`` update is lost."""
     query_id = state.new_id("pcq")
     answer: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
     record = PreCheckoutRecord(query_id, user.id, invoice.id, answer)
@@ -102,12 +106,18 @@ async def pay_invoice(
     )
     if invoice.subscription_period:
         charge.expiration_date = charge.date + invoice.subscription_period
-    message = _settle(state, bot, user, charge, first_recurring=True)
+    message = _settle(state, bot, user, charge, first_recurring=True, deliver=deliver)
     return PaymentResult(True, charge.charge_id, None, message, "paid", query_id)
 
 
 def renew(
-    state: EmulatorState, bot: BotState, user: UserProfile, charge_id: str, *, fail: bool
+    state: EmulatorState,
+    bot: BotState,
+    user: UserProfile,
+    charge_id: str,
+    *,
+    fail: bool,
+    deliver: bool = True,
 ) -> PaymentResult:
     """Charge the next period of a subscription (no pre-checkout query, as Telegram)."""
     charge = bot.charges.get(charge_id)
@@ -133,7 +143,7 @@ def renew(
         expiration_date=first.expiration_date,
         first_charge_id=first.charge_id,
     )
-    message = _settle(state, bot, user, renewal, first_recurring=False)
+    message = _settle(state, bot, user, renewal, first_recurring=False, deliver=deliver)
     return PaymentResult(True, renewal.charge_id, None, message, "paid")
 
 
@@ -144,6 +154,7 @@ def _settle(
     charge: ChargeRecord,
     *,
     first_recurring: bool,
+    deliver: bool = True,
 ) -> ChatMessage:
     bot.charges[charge.charge_id] = charge
     partner: JSON = {
@@ -177,7 +188,8 @@ def _settle(
         from_bot=False,
         content={"successful_payment": payment},
     )
-    bot.updates.push("message", copy_json(stored.raw))
+    if deliver:
+        bot.updates.push("message", copy_json(stored.raw))
     return ChatMessage.from_raw(copy_json(stored.raw), from_bot=False)
 
 

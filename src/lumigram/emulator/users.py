@@ -229,9 +229,15 @@ class SimUser:
     # -- payments ------------------------------------------------------------------------------
 
     async def pay(
-        self, invoice_message: ChatMessage | None = None, timeout: float = 15.0
+        self,
+        invoice_message: ChatMessage | None = None,
+        timeout: float = 15.0,
+        *,
+        deliver: bool = True,
     ) -> PaymentResult:
-        """Pay an invoice of the chat (the newest one by default)."""
+        """Pay an invoice of the chat (the newest one by default). ``deliver=False``: the
+        Stars are charged (the payment is in getStarTransactions) but the bot never gets
+        the ``successful_payment`` update, as when an update is lost."""
         if invoice_message is not None:
             stored = self.chat.messages.get(invoice_message.message_id)
             if stored is None or stored.invoice_id is None:
@@ -244,22 +250,30 @@ class SimUser:
         assert stored.invoice_id is not None
         self._mark_action()
         invoice = self.bot.invoices[stored.invoice_id]
-        return await pay_invoice(self._state, self.bot, self.profile, invoice, timeout)
+        return await pay_invoice(
+            self._state, self.bot, self.profile, invoice, timeout, deliver=deliver
+        )
 
-    async def pay_link(self, url: str, timeout: float = 15.0) -> PaymentResult:
-        """Pay an invoice link made by createInvoiceLink."""
+    async def pay_link(
+        self, url: str, timeout: float = 15.0, *, deliver: bool = True
+    ) -> PaymentResult:
+        """Pay an invoice link made by createInvoiceLink (``deliver`` as in ``pay``)."""
         invoice_id = self.bot.invoice_links.get(url)
         if invoice_id is None:
             raise LookupError(f"unknown invoice link {url!r}")
         self._mark_action()
         invoice = self.bot.invoices[invoice_id]
-        return await pay_invoice(self._state, self.bot, self.profile, invoice, timeout)
+        return await pay_invoice(
+            self._state, self.bot, self.profile, invoice, timeout, deliver=deliver
+        )
 
-    async def renew_subscription(self, charge_id: str, *, fail: bool = False) -> PaymentResult:
+    async def renew_subscription(
+        self, charge_id: str, *, fail: bool = False, deliver: bool = True
+    ) -> PaymentResult:
         """Charge the next period of a subscription (any of its charge ids); with
         ``fail=True`` the renewal fails and the bot gets a ``subscription`` update."""
         self._mark_action()
-        result = renew(self._state, self.bot, self.profile, charge_id, fail=fail)
+        result = renew(self._state, self.bot, self.profile, charge_id, fail=fail, deliver=deliver)
         await asyncio.sleep(0)
         return result
 

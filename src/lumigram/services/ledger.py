@@ -90,8 +90,12 @@ class Ledger:
     async def total(self, user_id: int, kinds: tuple[EntryKind, ...]) -> int:
         return await self._gateway.total(user_id, tuple(kind.value for kind in kinds))
 
-    async def captured_holds(self, user_id: int, limit: int) -> list[Hold]:
-        return await self._gateway.captured_holds(user_id, limit)
+    async def captured_holds(
+        self, user_id: int, limit: int, accounts: tuple[Account, ...]
+    ) -> list[Hold]:
+        return await self._gateway.captured_holds(
+            user_id, limit, tuple(account.value for account in accounts)
+        )
 
     async def open_holds_of_finished_jobs(self, limit: int) -> list[tuple[Hold, str, int]]:
         return await self._gateway.open_holds_of_finished_jobs(limit)

@@ -6,14 +6,18 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.jobs import Job, ResultFile
 from lumigram.domain.money import Hold, LedgerEntry, Payment, RefundRequest
+from lumigram.domain.stars import StarTransaction
 from lumigram.domain.subscriptions import Subscription, Tier
 from lumigram.domain.templates import Template
 from lumigram.domain.users import User
+
+if TYPE_CHECKING:
+    from lumigram.services.payments import Recorded
 
 
 class DuplicateError(Exception):
@@ -219,7 +223,11 @@ class LedgerGateway(Protocol):
         """Open holds whose job ended: (hold, job status, outputs delivered)."""
         ...
 
-    async def captured_holds(self, user_id: int, limit: int) -> list[Hold]: ...
+    async def captured_holds(
+        self, user_id: int, limit: int, accounts: tuple[str, ...]
+    ) -> list[Hold]:
+        """The user's most recent jobs that cost something, paid from one of ``accounts``."""
+        ...
 
     async def discrepancies(self) -> list[str]:
         """Balances that differ from their ledger, negative balances, broken holds."""
@@ -246,6 +254,22 @@ class PaymentGateway(Protocol):
     async def add_refund_request(self, request: RefundRequest) -> None: ...
 
     async def open_refund_request(self, user_id: int, job_id: int) -> RefundRequest | None: ...
+
+    async def with_payload(self, user_id: int, payload: str) -> Payment | None:
+        """The user's earliest payment of this invoice payload (a subscription's first)."""
+        ...
+
+
+class StarsSyncGateway(Protocol):
+    """The reconciliation's cursor and the Star transactions nothing matched."""
+
+    async def get_state(self, key: str) -> str | None: ...
+
+    async def set_state(self, key: str, value: str, now: datetime) -> None: ...
+
+    async def add_issue(self, transaction: StarTransaction, problem: str, now: datetime) -> bool:
+        """Keep it for the operator; False if it was kept before."""
+        ...
 
 
 class SubscriptionGateway(Protocol):
@@ -282,11 +306,19 @@ class StarsGateway(Protocol):
         """createInvoiceLink with subscription_period 2592000."""
         ...
 
+    async def transactions(self, offset: int, limit: int) -> list[StarTransaction]:
+        """getStarTransactions: the bot's transactions in chronological order."""
+        ...
+
 
 class MoneyNotifier(Protocol):
     """Messages about money the user did not just ask for (the bot adapter sends them)."""
 
     async def refunded(self, user_id: int, stars: int, job_id: int | None) -> None: ...
+
+    async def payment_received(self, recorded: Recorded) -> None:
+        """A payment whose update never arrived was recorded by the reconciliation."""
+        ...
 
     async def subscription_expiring(
         self, subscription: Subscription, tier: Tier | None

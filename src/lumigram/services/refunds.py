@@ -95,13 +95,30 @@ async def reverse_referral_bonus(
         )
 
 
+# What a user may ask to have refunded: generations paid with credits or Stars. Free
+# images cost nothing, and allowance images are part of a subscription (its payment,
+# not a single image of it, is what could be refunded: /paysupport).
+PAID_ACCOUNTS = (Account.CREDITS, Account.STARS)
+
+
 @dataclass(frozen=True, slots=True)
 class Refundable:
-    """A recent generation the user paid for, which they may ask to refund."""
+    """A recent generation the user paid for with credits or Stars, which they may ask
+    to refund."""
 
     job: Job
     hold: Hold
-    payment: Payment | None
+    payment: Payment | None  # the invoice that bought it; None when paid from a balance
+
+    @property
+    def account(self) -> Account:
+        """What it was paid with: ``Account.CREDITS`` or ``Account.STARS``."""
+        return Account(self.hold.account)
+
+    @property
+    def amount(self) -> int:
+        """What it cost, in credits or Stars (a partial success costs its share)."""
+        return self.hold.captured
 
 
 class RefundService:
@@ -175,6 +192,27 @@ class RefundService:
         await self._tx.commit()
         return True
 
+    async def record_outside_refund(self, payment_id: int) -> bool:
+        """Telegram shows a refund of a payment that we never refunded (made outside
+        Lumigram): record it and take back the referral bonus. What the payment bought
+        is not taken back; the reconciliation reports it to the operator."""
+        payment = await self._payments.get(payment_id)
+        if (
+            payment is None
+            or payment.refund_state is not None
+            or payment.status != PaymentStatus.PAID.value
+        ):
+            await self._tx.commit()
+            return False
+        payment.refund_state = RefundState.DONE.value
+        payment.status = PaymentStatus.REFUNDED.value
+        payment.refunded_at = self._clock()
+        payment.refund_error = "refunded outside Lumigram"
+        bonus = await self._ledger.amount_of(f"referral:{payment.telegram_payment_charge_id}")
+        await reverse_referral_bonus(self._ledger, self._users, payment, bonus)
+        await self._tx.commit()
+        return True
+
     async def _refused(self, payment_id: int, reason: str, *, counts: bool = True) -> None:
         """Schedule a retry; only Telegram's explicit refusals (``counts``) lead to giving up."""
         payment = await self._payments.get(payment_id)
@@ -219,12 +257,21 @@ class RefundService:
 
     # --- requests from users ------------------------------------------------------------
     async def refundable(self, user_id: int, limit: int = 5) -> list[Refundable]:
-        holds = await self._ledger.captured_holds(user_id, limit)
+        """The user's recent generations paid with credits or Stars, newest first.
+
+        Free-trial and subscription-allowance images are not offered, nor a generation
+        whose payment was refunded already.
+        """
+        holds = await self._ledger.captured_holds(user_id, limit, PAID_ACCOUNTS)
         found: list[Refundable] = []
         for hold in holds:
             job = await self._jobs.get(hold.job_id)
-            if job is not None:
-                found.append(Refundable(job, hold, await self._payments.for_job(hold.job_id)))
+            if job is None:
+                continue
+            payment = await self._payments.for_job(hold.job_id)
+            if payment is not None and payment.status == PaymentStatus.REFUNDED.value:
+                continue
+            found.append(Refundable(job, hold, payment))
         await self._tx.commit()
         return found
 

@@ -1,7 +1,8 @@
 """Per-user rate limit: a token bucket per user; excess updates are dropped.
 
 A user who goes over the limit gets at most one notice until they slow down.
-Runs before the database is touched, so a flood costs no queries.
+Runs before the database is touched, so a flood costs no queries. Payments are
+never throttled (``money.is_payment``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiogram.types import User as TelegramUser
 from aiogram.utils.i18n import I18n
 
 from lumigram.bot import render
+from lumigram.bot.middlewares.money import is_payment
 from lumigram.domain.users import pick_language
 
 # Buckets idle this long are full again and can be forgotten.
@@ -82,8 +84,10 @@ class ThrottlingMiddleware(BaseMiddleware):
         if sender is None:
             return await handler(event, data)
         inner = event.event if isinstance(event, Update) else event
-        if not isinstance(inner, Message | CallbackQuery):
-            return await handler(event, data)  # payments and the like are never dropped
+        if not isinstance(inner, Message | CallbackQuery) or is_payment(inner):
+            # Money that moved (a successful or refunded payment arrives as a Message),
+            # pre-checkout queries and subscription changes are never dropped or delayed.
+            return await handler(event, data)
         allowed, notify = self._buckets.take(sender.id)
         if allowed:
             return await handler(event, data)

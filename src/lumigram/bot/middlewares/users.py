@@ -12,6 +12,7 @@ from aiogram.types import User as TelegramUser
 from aiogram.utils.i18n import I18n
 
 from lumigram.bot import render
+from lumigram.bot.middlewares.money import moved_money
 from lumigram.container import Services
 from lumigram.services.users import Contact
 
@@ -42,7 +43,7 @@ class UserMiddleware(BaseMiddleware):
         )
         data["user"] = registration.user
         data["registration"] = registration
-        if registration.user.is_banned and not _is_payment(event):
+        if registration.user.is_banned and not moved_money(event):
             await self._tell_banned(event, registration.user.language, registration.user.ban_reason)
             return None
         return await handler(event, data)
@@ -59,11 +60,3 @@ class UserMiddleware(BaseMiddleware):
             await inner.answer(text, show_alert=True)
         else:
             log.info("dropped an update of a banned user")
-
-
-def _is_payment(event: TelegramObject) -> bool:
-    """Money that already moved is recorded even for a banned user (nothing may be lost)."""
-    inner = event.event if isinstance(event, Update) else event
-    return isinstance(inner, Message) and (
-        inner.successful_payment is not None or inner.refunded_payment is not None
-    )

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, String, cast, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lumigram.db import tables
+from lumigram.domain.invoices import Product
+from lumigram.domain.jobs import JobStatus
 from lumigram.domain.money import (
     ALL_ACCOUNTS,
     HELD_SUFFIX,
+    Account,
     Hold,
     HoldStatus,
     InsufficientFundsError,
@@ -139,11 +142,18 @@ class LedgerRepository:
         )
         return [(hold, status, len(results or [])) for hold, status, results in rows.all()]
 
-    async def captured_holds(self, user_id: int, limit: int) -> list[Hold]:
-        """The user's most recent jobs that cost something."""
+    async def captured_holds(
+        self, user_id: int, limit: int, accounts: tuple[str, ...]
+    ) -> list[Hold]:
+        """The user's most recent jobs that cost something, paid from one of ``accounts``."""
         result = await self._session.scalars(
             select(Hold)
-            .where(H.user_id == user_id, H.status == HoldStatus.CAPTURED.value, H.captured > 0)
+            .where(
+                H.user_id == user_id,
+                H.status == HoldStatus.CAPTURED.value,
+                H.captured > 0,
+                H.account.in_(accounts),
+            )
             .order_by(H.id.desc())
             .limit(limit)
         )
@@ -200,4 +210,45 @@ class LedgerRepository:
                 )
         for (user_id, account), total in open_holds.items():
             problems.append(f"user {user_id} {account}: open holds of {total} but nothing held")
+        problems.extend(await self._unfulfilled_payments())
+        return problems
+
+    async def _unfulfilled_payments(self) -> list[str]:
+        """Every recorded payment has what it paid for, in the ledger: a package its
+        credits, a subscription its period's images, a single generation a job that left
+        ``awaiting_payment`` with a hold on the Stars, or its refund."""
+        P, J = tables.payments.c, tables.jobs.c  # noqa: N806 - table columns, as above
+
+        def entry(prefix: str) -> ColumnElement[bool]:
+            return exists().where(
+                L.idempotency_key == literal(prefix) + P.telegram_payment_charge_id
+            )
+
+        held = exists().where(
+            H.job_id == J.id,
+            H.account == Account.STARS.value,
+            J.status != JobStatus.AWAITING_PAYMENT.value,
+        )
+        job_ran = exists().where(cast(J.id, String) == P.product_ref, held)
+        rules = (
+            (Product.PACKAGE.value, entry("charge:"), "no credits were added"),
+            (Product.SUBSCRIPTION.value, entry("subscription:"), "no subscription period"),
+            (Product.SINGLE.value, entry("charge:"), "its Stars were not recorded"),
+            (
+                Product.SINGLE.value,
+                or_(job_ran, entry("refund:")),
+                "its generation neither ran nor was refunded",
+            ),
+        )
+        problems: list[str] = []
+        for product, fulfilled, what in rules:
+            rows = await self._session.execute(
+                select(P.id, P.telegram_payment_charge_id, P.user_id).where(
+                    P.product == product, ~fulfilled
+                )
+            )
+            problems.extend(
+                f"payment {payment_id} ({charge}) of user {user_id}: {what}"
+                for payment_id, charge, user_id in rows.all()
+            )
         return problems

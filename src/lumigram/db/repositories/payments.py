@@ -56,6 +56,16 @@ class PaymentRepository:
             )
         ).one_or_none()
 
+    async def with_payload(self, user_id: int, payload: str) -> Payment | None:
+        return (
+            await self._session.scalars(
+                select(Payment)
+                .where(P.user_id == user_id, P.invoice_payload == payload[:128])
+                .order_by(P.id)
+                .limit(1)
+            )
+        ).one_or_none()
+
     async def recent_for_user(self, user_id: int, limit: int) -> list[Payment]:
         result = await self._session.scalars(
             select(Payment).where(P.user_id == user_id).order_by(P.id.desc()).limit(limit)
