@@ -45,13 +45,35 @@ def test_check_config_masks_the_token(tmp_path: Path) -> None:
     assert "Configuration OK." in result.stdout
     assert VALID_TOKEN not in result.stdout + result.stderr
     assert "BOT_TOKEN=1234…" in result.stdout
+    # It checks the catalog and the database too, and changes nothing on the way.
+    assert "Catalog OK: " in result.stdout
+    assert "Database OK: SQLite file data/lumigram.db (created on the first start)" in result.stdout
+    assert not (tmp_path / "data").exists()
+
+
+def test_check_config_reports_the_migrated_database(tmp_path: Path) -> None:
+    from lumigram.db.migrate import head_revision
+
+    assert lumigram("migrate", cwd=tmp_path).returncode == 0
+    result = lumigram("check-config", cwd=tmp_path, env={"BOT_TOKEN": VALID_TOKEN})
+    assert result.returncode == 0, result.stderr
+    assert f"Database OK: SQLite file data/lumigram.db, revision {head_revision()} (current)" in (
+        result.stdout
+    )
+    assert result.stderr == ""
 
 
 def test_migrate_creates_the_default_sqlite_database_without_a_bot_token(tmp_path: Path) -> None:
+    from lumigram.db.migrate import applied_between, head_revision
+
     result = lumigram("migrate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "lumigram.db").exists()
-    assert "revision" in result.stdout
+    count = applied_between(None, head_revision())
+    assert result.stdout == f"database at revision {head_revision()}, {count} migrations applied\n"
+    assert result.stderr == ""  # none of Alembic's INFO lines
+    again = lumigram("migrate", cwd=tmp_path)
+    assert again.stdout == f"database at revision {head_revision()}, 0 migrations applied\n"
 
 
 def test_ledger_verify_passes_on_clean_books_and_fails_on_tampering(tmp_path: Path) -> None:

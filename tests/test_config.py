@@ -84,3 +84,65 @@ def test_env_example_documents_every_setting_and_works(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(example.replace("BOT_TOKEN=", f"BOT_TOKEN={VALID_TOKEN}", 1))
     settings = load_settings()
     assert settings.provider_keys() == {}
+
+
+# --- JSON and list settings: the entry and the field are named ------------------------
+
+TIER = '{"id": "basic", "name": "Basic", "stars": 250, "images": 100}'
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("{bad json", "SUBSCRIPTION_TIERS is not valid JSON: Expecting property name"),
+        ("[" + TIER + ", {", "is not valid JSON: Expecting property name enclosed in"),
+        (f'[{TIER}, {{"id": "pro", "name": "Pro", "stars": 750}}]', "tier 2 (id 'pro')"),
+        (f'[{TIER}, {{"id": "pro", "name": "Pro", "stars": 750}}]', "field 'images' is missing"),
+        ('[{"name": "X", "stars": 1, "images": 1}]', "tier 1: field 'id' is missing"),
+        (TIER[:-1] + ', "colour": "red"}', "must be a JSON list of tiers"),
+        ("[" + TIER[:-1] + ', "colour": "red"}]', "unknown field 'colour'"),
+        ('[{"id": "x", "name": "X", "stars": 0, "images": 1}]', "field 'stars': Input should be"),
+        ("[1]", "tier 1 is not a JSON object"),
+        (f"[{TIER}, {TIER}]", "tier id 'basic' is used twice"),
+    ],
+)
+def test_subscription_tiers_problems_name_the_tier_and_the_field(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", VALID_TOKEN)
+    monkeypatch.setenv("SUBSCRIPTION_TIERS", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("Configuration error: SUBSCRIPTION_TIERS "), message
+    assert expected in message
+    assert "is not set" not in message
+    assert "\n" not in message
+
+
+def test_bad_json_in_dotenv_says_where_it_is(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f'BOT_TOKEN={VALID_TOKEN}\nSUBSCRIPTION_TIERS=[{{"id":\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(
+        "Configuration error: SUBSCRIPTION_TIERS (in .env) is not valid JSON: Expecting value"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("10:100,ten:50", "'ten:50' is not credits:stars"),
+        ("10:100,0:5", "'0:5': credits 1-1000000"),
+        ("10:100,50:450,10:90", "'10:90' and '10:100' have the same number of credits"),
+    ],
+)
+def test_credit_package_problems_name_the_entry(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", VALID_TOKEN)
+    monkeypatch.setenv("CREDIT_PACKAGES", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("Configuration error: CREDIT_PACKAGES is invalid: ")
+    assert expected in str(caught.value)
