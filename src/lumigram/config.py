@@ -6,6 +6,7 @@ it (see ``ConfigError``); secrets are ``SecretStr`` so they never print.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +19,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from lumigram.domain.money import Package, parse_packages
 from lumigram.domain.subscriptions import Perks, Tier, tier_problem
@@ -119,13 +121,17 @@ class TierSetting(BaseModel):
     priority: int = Field(default=1, ge=0, le=100)
 
 
+# An allowance image pays for any allowed model at its standard settings, so a tier's
+# Stars per image (at STAR_USD_RATE) must exceed the dearest such image: Basic
+# 250 / 30 = 8.3 Stars ($0.108) > GPT Image 1 with 4 references ($0.082); Pro
+# 750 / 50 = 15 Stars ($0.195) > Nano Banana Pro ($0.15). `lumigram check-config`.
 DEFAULT_TIERS = [
-    TierSetting(id="basic", name="Basic", stars=250, images=100, max_outputs=3, max_active_jobs=2),
+    TierSetting(id="basic", name="Basic", stars=250, images=30, max_outputs=3, max_active_jobs=2),
     TierSetting(
         id="pro",
         name="Pro",
         stars=750,
-        images=400,
+        images=50,
         max_outputs=4,
         max_active_jobs=3,
         premium_models=True,
@@ -177,11 +183,13 @@ class Settings(DatabaseSettings):
     # --- money (docs/money.md) -------------------------------------------------
     # Free images for every new user, counted from successful generations.
     free_trial_images: int = Field(default=3, ge=0, le=1000)
-    # Pay per image with no free images, credits or allowance left: Stars per image for a
-    # preset mode and for a custom prompt (a model's own `stars` in the catalog wins).
-    price_preset_stars: int = Field(default=1, ge=1, le=10000)
-    price_custom_stars: int = Field(default=2, ge=1, le=10000)
-    credit_packages: str = "10:100,50:450,120:1000"
+    # What one Star earns the operator in US dollars (Telegram's payout rate): the base of
+    # the margins `lumigram check-config` shows. Paying per image costs the credit price at
+    # the dearest package rate (a model's own `stars` in the catalog wins).
+    star_usd_rate: float = Field(default=0.013, gt=0, le=10)
+    # Credits per image added for a custom prompt (a model's `custom_surcharge` wins).
+    custom_prompt_surcharge: int = Field(default=0, ge=0, le=10000)
+    credit_packages: str = "100:100,500:450,1200:1000"
     subscription_tiers: list[TierSetting] = Field(default_factory=lambda: list(DEFAULT_TIERS))
     # What users without a subscription may do.
     free_max_outputs: int = Field(default=2, ge=1, le=4)
@@ -190,11 +198,40 @@ class Settings(DatabaseSettings):
     referral_every_payment: bool = True  # false: only the first payment earns a bonus
     # Where users reach a human about payments: @username, t.me link or e-mail.
     support_contact: str = ""
+    # Seconds between reconciliations with Telegram's record of Star transactions
+    # (getStarTransactions): payments whose update was lost are recorded.
+    stars_reconcile_interval: float = Field(default=60.0, gt=0, le=86400)
 
     @field_validator("credit_packages")
     @classmethod
     def _packages(cls, value: str) -> str:
-        parse_packages(value)  # raises ValueError with the reason
+        seen: dict[int, str] = {}
+        for item in (part.strip() for part in value.split(",")):
+            for package in parse_packages(item):  # raises ValueError naming the entry
+                if package.credits in seen:
+                    raise ValueError(
+                        f"{item!r} and {seen[package.credits]!r} have the same number of credits"
+                    )
+                seen[package.credits] = item
+        parse_packages(value)
+        return value
+
+    @field_validator("subscription_tiers", mode="before")
+    @classmethod
+    def _tier_entries(cls, value: Any) -> Any:
+        """Word a bad tier as the operator wrote it: which tier, which field."""
+        if not isinstance(value, list):
+            shape = _JSON_KINDS.get(type(value), type(value).__name__)
+            raise ValueError(f"must be a JSON list of tiers ([...]), not {shape}")
+        for index, item in enumerate(value, start=1):
+            if isinstance(item, TierSetting):
+                continue
+            if not isinstance(item, dict):
+                raise ValueError(f"tier {index} is not a JSON object")
+            try:
+                TierSetting.model_validate(item)
+            except ValidationError as exc:
+                raise ValueError(f"{_tier_label(index, item)}: {_field_problem(exc)}") from None
         return value
 
     @field_validator("subscription_tiers")
@@ -293,6 +330,36 @@ class Settings(DatabaseSettings):
         return Path(path) if path and path != ":memory:" else None
 
 
+_JSON_KINDS: dict[type, str] = {
+    dict: "a single object",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true/false",
+    type(None): "null",
+}
+
+
+def _tier_label(index: int, item: dict[str, Any]) -> str:
+    tier_id = item.get("id")
+    return f"tier {index} (id {tier_id!r})" if isinstance(tier_id, str) else f"tier {index}"
+
+
+def _field_problem(exc: ValidationError) -> str:
+    """The first problem of a nested model, naming its field (no input is echoed)."""
+    error = exc.errors(include_input=False)[0]
+    field = ".".join(str(part) for part in error["loc"]) or "value"
+    if error["type"] == "missing":
+        return f"field {field!r} is missing"
+    if error["type"] == "extra_forbidden":
+        return f"unknown field {field!r} (check the spelling)"
+    return f"field {field!r}: {_message(error)}"
+
+
+def _message(error: ErrorDetails) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def _tier(item: TierSetting, base_jobs: int, base_outputs: int) -> Tier:
     """A tier never gives less than a user without one has."""
     return Tier(
@@ -326,6 +393,8 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
+    except SettingsError as exc:  # a complex (JSON) value that does not even decode
+        raise ConfigError(describe_source_error(exc)) from None
 
 
 def load_database_settings() -> DatabaseSettings:
@@ -334,16 +403,50 @@ def load_database_settings() -> DatabaseSettings:
         return DatabaseSettings()
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(describe_source_error(exc)) from None
 
 
 def describe(exc: ValidationError) -> str:
     """One line for the first problem: the setting, what is wrong, and how to fix it."""
     error = exc.errors(include_input=False)[0]
-    name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "missing" or message == NOT_SET:
+    loc = error["loc"]
+    name = str(loc[0]).upper() if loc else "configuration"
+    message = _message(error)
+    inner = ".".join(str(part) for part in loc[1:])
+    if (error["type"] == "missing" and not inner) or message == NOT_SET:
         problem = "is not set"
+    elif error["type"] == "missing":
+        problem = f"is invalid: {inner!r} is missing"
+    elif inner:
+        problem = f"is invalid: {inner}: {message}"
     else:
         problem = f"is invalid: {message}"
-    hint = HINTS.get(name)
+    return _line(name, problem)
+
+
+# pydantic-settings' wording: 'error parsing value for field "x" from source "EnvSettingsSource"'
+_SOURCE_ERROR = re.compile(r'field "(?P<field>[^"]+)" from source "(?P<source>[^"]+)"')
+
+
+def describe_source_error(exc: SettingsError) -> str:
+    """pydantic-settings could not even read a value (bad JSON in a list setting, say)."""
+    match = _SOURCE_ERROR.search(str(exc))
+    name = match["field"].upper() if match else "configuration"
+    where = " (in .env)" if match and "DotEnv" in match["source"] else ""
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        where_in = (
+            f"character {cause.colno}"
+            if cause.lineno == 1
+            else f"line {cause.lineno} column {cause.colno}"
+        )
+        problem = f"is not valid JSON: {cause.msg} at {where_in}"
+    else:
+        problem = f"cannot be read ({type(cause or exc).__name__})"
+    return _line(name + where, problem, hint=HINTS.get(name))
+
+
+def _line(name: str, problem: str, *, hint: str | None = None) -> str:
+    hint = hint if hint is not None else HINTS.get(name)
     return f"Configuration error: {name} {problem}" + (f" — {hint}" if hint else "")

@@ -483,3 +483,136 @@ def test_catalog_rejects_duplicate_ids_given_directly() -> None:
     spec = SHIPPED["demo"]
     with pytest.raises(CatalogError):
         Catalog([spec, spec])
+
+
+# --- provider cost and the custom-prompt surcharge ------------------------------------------
+
+
+def test_every_shipped_model_has_a_provider_cost() -> None:
+    for model in SHIPPED:
+        assert model.provider_cost is not None, model.id
+        assert model.custom_surcharge is None  # CUSTOM_PROMPT_SURCHARGE applies
+    assert SHIPPED["demo"].provider_cost_usd() == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "given", "expected"),
+    [
+        ("flux-1.1-pro", {}, 0.04),
+        ("gpt-image-1", {}, 0.042),  # medium quality, 1024x1024
+        ("gpt-image-1", {"quality": "low"}, 0.011),
+        ("gpt-image-1", {"quality": "low", "aspect_ratio": "3:2"}, 0.0165),
+        ("gpt-image-1", {"quality": "high", "aspect_ratio": "2:3"}, 0.2505),
+        ("gpt-image-1", {"num_outputs": 2, "reference_images": 4}, 2 * 0.042 + 4 * 0.01),
+        ("dall-e-3", {"quality": "hd"}, 0.08),
+        ("dall-e-3", {"quality": "hd", "aspect_ratio": "16:9"}, 0.12),
+        ("nano-banana-pro", {"resolution": "1K"}, 0.15),
+        ("nano-banana-pro", {"resolution": "4K"}, 0.30),
+        ("gemini-3-pro-image", {"resolution": "4K", "reference_images": 2}, 0.24 + 0.0022),
+        ("seedream-4", {"resolution": "4K", "reference_images": 10}, 0.03),
+    ],
+)
+def test_provider_cost(model: str, given: dict[str, Any], expected: float) -> None:
+    assert SHIPPED[model].provider_cost_usd(given) == pytest.approx(expected)
+
+
+def test_provider_cost_validates_settings_and_may_be_unknown() -> None:
+    with pytest.raises(SettingsError):
+        SHIPPED["flux-1.1-pro"].provider_cost_usd({"num_outputs": 3})
+    assert spec_with_cost({"base": 1}).provider_cost_usd() is None
+
+
+def test_standard_price_is_what_the_defaults_cost() -> None:
+    gpt = SHIPPED["gpt-image-1"]
+    assert gpt.at_standard_price()
+    assert gpt.at_standard_price({"num_outputs": 4, "reference_images": 4})
+    assert gpt.at_standard_price({"quality": "low", "aspect_ratio": "3:2"})  # 8 <= 9 credits
+    assert not gpt.at_standard_price({"aspect_ratio": "3:2"})  # 14 credits
+    assert not gpt.at_standard_price({"quality": "high"})
+    assert SHIPPED["nano-banana-pro"].at_standard_price({"resolution": "1K"})
+    assert not SHIPPED["nano-banana-pro"].at_standard_price({"resolution": "4K"})
+    assert gpt.standard_price({"quality": "high", "num_outputs": 2}) == 18
+
+
+PRICED_MODEL = MINIMAL_MODEL.replace(
+    'output_formats = ["png"]', 'output_formats = ["png", "jpeg"]\nqualities = ["std", "hd"]'
+).replace('output_format = "png"', 'output_format = "png"\nquality = "std"')
+
+
+def with_cost(text: str) -> str:
+    return PRICED_MODEL + "\n[model.provider_cost]\n" + text
+
+
+def test_a_provider_cost_table_is_read(tmp_path: Path) -> None:
+    text = with_cost(
+        "usd = 0.05\nper_reference_image = 0.01\n"
+        "[model.provider_cost.surcharges.quality]\nhd = 0.05\n"
+        '[model.provider_cost.factors.aspect_ratio]\n"16:9" = 2.0\n'
+    )
+    tiny = load_catalog(write(tmp_path, text))["tiny"]
+    assert tiny.provider_cost_usd() == pytest.approx(0.05)
+    assert tiny.provider_cost_usd({"quality": "hd", "aspect_ratio": "16:9"}) == pytest.approx(0.2)
+    assert tiny.provider_cost_usd({"num_outputs": 2}) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("cost", "expected"),
+    [
+        ("usd = 0.1\ncolour = 1", "provider_cost.colour: unknown key"),
+        ("per_reference_image = 0.1", "provider_cost.usd: required key is missing"),
+        ("usd = -0.1", "provider_cost.usd"),
+        ('usd = "0.1"', "provider_cost.usd"),
+        ("usd = true", "provider_cost.usd"),
+        ("usd = 0.1\n[model.provider_cost.surcharges.quality]\nultra = 0.1", "'ultra' is not an"),
+        ("usd = 0.1\n[model.provider_cost.surcharges.quality]\nstd = 0.1", "is the default"),
+        ("usd = 0.1\n[model.provider_cost.factors.output_format]\npng = 2.0", "is the default"),
+        ("usd = 0.1\n[model.provider_cost.factors.quality]\nhd = 0.0", "factors.quality.hd"),
+        ("usd = 0.1\n[model.provider_cost.surcharges.seed]\n1 = 0.1", "surcharges.seed"),
+        ("usd = 0.1\n[model.provider_cost.surcharges.quality]\nhd = -0.2", "below zero"),
+    ],
+)
+def test_invalid_provider_costs_are_reported(tmp_path: Path, cost: str, expected: str) -> None:
+    message = catalog_error(tmp_path, with_cost(cost))
+    assert "model 'tiny'" in message
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [("0", True), ("3", True), ("-1", False), ('"1"', False), ("1.5", False)]
+)
+def test_custom_surcharge_is_whole_credits(tmp_path: Path, value: str, ok: bool) -> None:
+    text = MINIMAL_MODEL.replace(
+        'provider_model = "demo-art"', f'provider_model = "demo-art"\ncustom_surcharge = {value}'
+    )
+    if ok:
+        assert load_catalog(write(tmp_path, text))["tiny"].custom_surcharge == int(value)
+    else:
+        assert "custom_surcharge" in catalog_error(tmp_path, text)
+
+
+def test_an_override_changes_one_provider_price(tmp_path: Path) -> None:
+    override = write(
+        tmp_path,
+        '[[model]]\nid = "nano-banana-pro"\ncustom_surcharge = 5\n'
+        "[model.provider_cost]\nusd = 0.2\n",
+        "override.toml",
+    )
+    pro = load_catalog(override=override)["nano-banana-pro"]
+    assert pro.custom_surcharge == 5
+    assert pro.provider_cost_usd() == pytest.approx(0.2)
+    assert pro.provider_cost_usd({"resolution": "4K"}) == pytest.approx(0.35)  # kept: +0.15
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), model=st.sampled_from(SHIPPED.models))
+def test_shipped_provider_costs_are_non_negative_and_grow_with_outputs(
+    data: st.DataObject, model: ModelSpec
+) -> None:
+    chosen = data.draw(model_settings(model))
+    cost = model.provider_cost_usd(chosen)
+    assert cost is not None
+    assert cost >= 0
+    if chosen["num_outputs"] < model.capabilities.max_outputs:
+        more = model.provider_cost_usd({**chosen, "num_outputs": chosen["num_outputs"] + 1})
+        assert more is not None
+        assert more >= cost

@@ -266,7 +266,7 @@ async def test_pre_checkout_refusals(world: World) -> None:
         assert await check(user, payload=payload, currency="USD", total_amount=2) is (
             Refusal.UNKNOWN
         )
-        offer = services.payments.package_invoice(user.id, "c10")
+        offer = services.payments.package_invoice(user.id, "c100")
         assert offer is not None
         _, invoice = offer
         assert await check(user, payload=invoice.payload, currency="XTR", total_amount=100) is None

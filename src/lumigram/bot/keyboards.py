@@ -6,7 +6,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from lumigram.bot import render_money
+from lumigram.bot import render, render_money
 from lumigram.bot.callbacks import (
     GenerateCallback,
     GenerateStep,
@@ -67,11 +67,31 @@ def _gen(step: GenerateStep, value: str = "") -> GenerateCallback:
     return GenerateCallback(step=step, value=value)
 
 
-def models(choices: list[ModelSpec], selected: str | None) -> InlineKeyboardMarkup:
+def models(
+    choices: list[ModelSpec], selected: str | None, *, premium_locked: bool = False
+) -> InlineKeyboardMarkup:
+    """``premium_locked``: the user's plan does not include premium models (marked 🔒)."""
     builder = InlineKeyboardBuilder()
     for model in choices:
         mark = "✅ " if model.id == selected else ""
-        builder.button(text=f"{mark}{model.name}", callback_data=_gen(GenerateStep.MODEL, model.id))
+        lock = " 🔒" if premium_locked and model.premium else ""
+        builder.button(
+            text=f"{mark}{render.model_label(model)}{lock}",
+            callback_data=_gen(GenerateStep.MODEL, model.id),
+        )
+    builder.button(text=_("✖ Cancel"), callback_data=_gen(GenerateStep.CANCEL))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def premium_locked(can_subscribe: bool) -> InlineKeyboardMarkup:
+    """Under the explanation of a premium model: subscribe, or pick another model."""
+    builder = InlineKeyboardBuilder()
+    if can_subscribe:
+        builder.button(
+            text=_("💎 Subscribe"), callback_data=MenuCallback(action=MenuAction.SUBSCRIPTION)
+        )
+    builder.button(text=_("⬅️ Other models"), callback_data=_gen(GenerateStep.BACK_TO_MODELS))
     builder.button(text=_("✖ Cancel"), callback_data=_gen(GenerateStep.CANCEL))
     builder.adjust(1)
     return builder.as_markup()
@@ -114,7 +134,9 @@ def summary(
     elif funding is not None and funding.account is Account.STARS:
         label = _("✅ Generate · {stars} ⭐").format(stars=funding.amount)
     else:
-        label = _("✅ Generate · {price} credits").format(price=quote.price)
+        label = _(
+            "✅ Generate · {price} credit", "✅ Generate · {price} credits", quote.price
+        ).format(price=quote.price)
     builder.button(text=label, callback_data=_gen(GenerateStep.CONFIRM))
     builder.button(text=_("⚙️ Settings"), callback_data=_gen(GenerateStep.SETTINGS))
     builder.button(text=_("✏️ Edit prompt"), callback_data=_gen(GenerateStep.EDIT_PROMPT))

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -42,6 +43,7 @@ __all__ = [
     "ModelCapabilities",
     "ModelDefaults",
     "ModelSpec",
+    "ProviderCostSpec",
     "Settings",
     "SettingsError",
     "load_catalog",
@@ -160,6 +162,27 @@ class CostSpec(_Strict):
     surcharges: dict[SurchargeSetting, dict[StrictStr, NonNegative]] = Field(default_factory=dict)
 
 
+Usd = Annotated[StrictFloat, Field(ge=0, le=100)]
+UsdChange = Annotated[StrictFloat, Field(ge=-100, le=100)]
+Factor = Annotated[StrictFloat, Field(gt=0, le=100)]
+
+
+class ProviderCostSpec(_Strict):
+    """What the provider charges us, in US dollars, from its public list price.
+
+    ``usd`` is one output at the model's *default* settings. A chosen value of a
+    setting adds ``surcharges`` (negative when cheaper than the default) and then
+    multiplies by ``factors`` (e.g. 1.5 for a bigger image); reference images and
+    video seconds are added per request. See ``ModelSpec.provider_cost_usd``.
+    """
+
+    usd: Usd
+    per_reference_image: Usd = 0.0
+    per_second: Usd = 0.0
+    surcharges: dict[SurchargeSetting, dict[StrictStr, UsdChange]] = Field(default_factory=dict)
+    factors: dict[SurchargeSetting, dict[StrictStr, Factor]] = Field(default_factory=dict)
+
+
 class Settings(_Strict):
     """A user's choices for one request. ``ModelSpec.validate_settings`` resolves defaults."""
 
@@ -185,13 +208,18 @@ class ModelSpec(_Strict):
     provider_model: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     enabled: StrictBool = True
     premium: StrictBool = False
-    # Stars per image when paid by invoice; None: the operator's preset/custom price.
+    # Stars per image when paid by invoice; None: the credit price at the dearest
+    # package rate (lumigram.domain.pricing.invoice_stars).
     stars: Annotated[StrictInt, Field(ge=1, le=10000)] | None = None
+    # Credits per image added for a custom prompt; None: CUSTOM_PROMPT_SURCHARGE.
+    custom_surcharge: Annotated[StrictInt, Field(ge=0, le=10000)] | None = None
     sort: StrictInt = 100
     description: Descriptions
     capabilities: ModelCapabilities
     defaults: ModelDefaults
     cost: CostSpec
+    # None: unknown; `lumigram check-config` then warns that the margins cannot be checked.
+    provider_cost: ProviderCostSpec | None = None
 
     @model_validator(mode="after")
     def _defaults_and_prices_are_offered(self) -> Self:
@@ -228,9 +256,39 @@ class ModelSpec(_Strict):
                         f"cost.surcharges.{setting}.{value!r} is not an offered {setting} "
                         f"({_list(choices[setting]) or 'none'})"
                     )
+        if self.provider_cost is not None:
+            problems.extend(self._provider_cost_problems(choices))
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _provider_cost_problems(self, choices: dict[str, tuple[str, ...]]) -> list[str]:
+        cost = self.provider_cost
+        assert cost is not None
+        defaults = self.defaults.model_dump()
+        problems: list[str] = []
+        for table, neutral, values in (
+            ("surcharges", 0.0, cost.surcharges),
+            ("factors", 1.0, cost.factors),
+        ):
+            for setting, prices in values.items():
+                for value, amount in prices.items():
+                    where = f"provider_cost.{table}.{setting}.{value!r}"
+                    if value not in choices[setting]:
+                        problems.append(
+                            f"{where} is not an offered {setting} "
+                            f"({_list(choices[setting]) or 'none'})"
+                        )
+                    elif value == defaults.get(setting) and amount != neutral:
+                        problems.append(
+                            f"{where} is the default {setting}, whose cost is provider_cost.usd"
+                        )
+        cheapest = cost.usd + sum(
+            min(0.0, *prices.values()) for prices in cost.surcharges.values() if prices
+        )
+        if cheapest < 0:
+            problems.append("provider_cost.surcharges take the cost below zero")
+        return problems
 
     # --- pure domain rules ----------------------------------------------------
 
@@ -354,6 +412,55 @@ class ModelSpec(_Strict):
             + surcharge
             + (chosen.num_outputs - 1) * (extra + surcharge)
             + chosen.reference_images * cost.per_reference_image
+            + (chosen.duration_seconds or 0) * cost.per_second
+        )
+
+    def standard_price(self, settings: Settings | Mapping[str, Any] | None = None) -> int:
+        """Credits for the same number of outputs, references and seconds at the defaults
+        of every priced setting (aspect ratio, format, resolution, quality)."""
+        chosen = self.validate_settings(settings)
+        return self.price(
+            chosen.model_copy(
+                update={
+                    "aspect_ratio": None,
+                    "output_format": None,
+                    "resolution": None,
+                    "quality": None,
+                }
+            )
+        )
+
+    def at_standard_price(self, settings: Settings | Mapping[str, Any] | None = None) -> bool:
+        """The settings cost no more than the model's defaults do (per image, for the same
+        references): what a subscription's allowance image pays for."""
+        return self.price(settings) <= self.standard_price(settings)
+
+    def provider_cost_usd(
+        self, settings: Settings | Mapping[str, Any] | None = None
+    ) -> float | None:
+        """What the provider charges us for a request with ``settings``, in US dollars
+        (None when the catalog does not say).
+
+        Each output costs ``usd`` plus the surcharges of the chosen values, times their
+        factors; reference images and video seconds are added once per request.
+        """
+        cost = self.provider_cost
+        if cost is None:
+            return None
+        chosen = self.validate_settings(settings)
+        values: dict[str, str | None] = {
+            "aspect_ratio": chosen.aspect_ratio,
+            "output_format": chosen.output_format,
+            "resolution": chosen.resolution,
+            "quality": chosen.quality,
+        }
+        per_output = cost.usd + sum(
+            prices.get(values[setting] or "", 0.0) for setting, prices in cost.surcharges.items()
+        )
+        for setting, factors in cost.factors.items():
+            per_output *= factors.get(values[setting] or "", 1.0)
+        return max(0.0, per_output) * chosen.num_outputs + (
+            chosen.reference_images * cost.per_reference_image
             + (chosen.duration_seconds or 0) * cost.per_second
         )
 

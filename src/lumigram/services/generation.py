@@ -10,9 +10,10 @@ from typing import Any
 
 from lumigram.catalog import Catalog, ModelSpec, SettingsError
 from lumigram.domain.jobs import COLORING, Job, JobStatus, JobStep, ResultFile
-from lumigram.domain.money import Account, Funding, choose_funding
+from lumigram.domain.money import Account, Funding, Package, choose_funding
+from lumigram.domain.pricing import custom_surcharge, invoice_stars
 from lumigram.domain.prompts import clean_prompt
-from lumigram.domain.subscriptions import Perks
+from lumigram.domain.subscriptions import Perks, Tier
 from lumigram.domain.templates import Template, TemplateKind
 from lumigram.domain.users import User
 from lumigram.imaging import InvalidImage, probe_image
@@ -33,8 +34,10 @@ class GenerationPolicy:
     max_prompt_length: int = 1000
     max_active_jobs: int = 1
     history_size: int = 10
-    preset_stars: int = 1  # per image, paid by invoice (a model's own `stars` wins)
-    custom_stars: int = 2
+    # An invoice costs the credit price at the dearest of these packages' rates
+    # (domain.pricing.invoice_stars); a model's own `stars` wins.
+    packages: tuple[Package, ...] = ()
+    custom_surcharge: int = 0  # credits per image for a custom prompt (a model's own wins)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +77,19 @@ class Quote:
     settings: dict[str, Any]  # validated, defaults filled in
     price: int  # credits
     stars: int = 0  # when paid by invoice
+    # The settings cost no more than the model's defaults: a subscription's allowance
+    # pays only for such requests (an allowance image is one standard image).
+    standard: bool = True
 
     @property
     def outputs(self) -> int:
         return int(self.settings.get("num_outputs", 1))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAccess:
+    allowed: bool
+    unlocking_tiers: tuple[Tier, ...] = ()  # the tiers on sale that include the model
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +184,17 @@ class GenerationService:
             raise DraftError(error.field) from error
         values = settings.model_dump(exclude_none=True)
         outputs = int(values.get("num_outputs", 1))
-        custom = template.template_kind is TemplateKind.CUSTOM
-        preset = self.policy.custom_stars if custom else self.policy.preset_stars
-        per_image = model.stars or preset
-        return Quote(model, template, values, model.price(settings), per_image * outputs)
+        extra = 0  # a custom prompt may cost more (seed 000's rule), per model
+        if template.template_kind is TemplateKind.CUSTOM:
+            extra = outputs * custom_surcharge(model.custom_surcharge, self.policy.custom_surcharge)
+        price = model.price(settings) + extra
+        if model.stars is None:
+            stars = invoice_stars(price, self.policy.packages)
+        else:  # the catalog's own Stars per image, plus the surcharge at the invoice rate
+            stars = model.stars * outputs + (
+                invoice_stars(extra, self.policy.packages) if extra else 0
+            )
+        return Quote(model, template, values, price, stars, model.at_standard_price(settings))
 
     # --- entitlements and funding ------------------------------------------------------
     async def _entitlement(self, user_id: int) -> tuple[Perks, bool]:
@@ -188,10 +207,28 @@ class GenerationService:
         await self._uow.commit()
         return perks
 
+    def premium_tiers(self) -> tuple[Tier, ...]:
+        """The subscription tiers on sale that include premium models."""
+        if self._subscriptions is None:
+            return ()
+        return tuple(t for t in self._subscriptions.tiers.values() if t.perks.premium_models)
+
+    async def model_access(self, user_id: int, model: ModelSpec) -> ModelAccess:
+        """Whether the user may use ``model`` now, and which tiers would unlock it.
+
+        Asked when the model is chosen, so a premium model is explained before the
+        prompt; ``queue`` checks again when the request is confirmed.
+        """
+        if not model.premium:
+            return ModelAccess(allowed=True)
+        perks = await self.perks(user_id)
+        return ModelAccess(perks.allows_model(model.premium), self.premium_tiers())
+
     async def funding_preview(self, user_id: int, quote: Quote) -> tuple[Funding | None, int]:
         """How the job would be paid if confirmed now, and what is left in that account
         (the credit balance when it would need an invoice)."""
         _, subscribed = await self._entitlement(user_id)
+        subscribed = subscribed and quote.standard
         balances = await self._uow.ledger.balances(user_id)
         await self._uow.commit()
         funding = choose_funding(
@@ -283,7 +320,9 @@ class GenerationService:
             priority=perks.priority,
         )
         await self._uow.jobs.add(job)
-        price = Price(quote.outputs, quote.price, quote.stars, use_allowance=subscribed)
+        price = Price(
+            quote.outputs, quote.price, quote.stars, use_allowance=subscribed and quote.standard
+        )
         if not await self._uow.billing.reserve(job, price):
             job.status = JobStatus.AWAITING_PAYMENT.value
             await self._uow.commit()
