@@ -100,9 +100,10 @@ def refundable(items: list[Refundable]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for item in items:
         when = render_money.date(item.job.created_at)
+        cost = render_money.paid_amount(item.account, item.amount)
         prompt = item.job.prompt[:24] + ("…" if len(item.job.prompt) > 24 else "")
         builder.button(
-            text=f"#{item.job.id} · {when} · {prompt}",
+            text=f"#{item.job.id} · {when} · {cost} · {prompt}",
             callback_data=MoneyCallback(action=MoneyAction.REFUND_JOB, value=str(item.job.id)),
         )
     _back(builder)

@@ -10,6 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from lumigram.catalog import ModelSpec
 from lumigram.domain.jobs import ErrorClass, Job, JobStatus
 from lumigram.domain.prompts import PromptError, PromptProblem
+from lumigram.domain.subscriptions import Tier
 from lumigram.domain.users import User
 from lumigram.services.generation import Draft, Quote
 
@@ -75,10 +76,58 @@ def error_happened() -> str:
 # --- generation ----------------------------------------------------------------
 
 
-def choose_model(models: Sequence[ModelSpec], language: str) -> str:
+PREMIUM_MARK = "💎"  # the subscription's sign: premium models need a tier that includes them
+
+
+def model_label(model: ModelSpec) -> str:
+    """The model's name, with the premium mark where it needs a subscription tier."""
+    return f"{PREMIUM_MARK} {model.name}" if model.premium else model.name
+
+
+def choose_model(
+    models: Sequence[ModelSpec], language: str, unlocking: Sequence[Tier] | None = None
+) -> str:
+    """``unlocking``: None when the user may use premium models, else the tiers that
+    include them (explained below the list, before the user picks one)."""
     lines = [_("🎨 <b>Choose a model</b>")]
     for model in models:
-        lines.append(f"• <b>{escape(model.name)}</b> — {escape(model.description_for(language))}")
+        lines.append(
+            f"• <b>{escape(model_label(model))}</b> — {escape(model.description_for(language))}"
+        )
+    if unlocking is not None and any(model.premium for model in models):
+        lines.append("")
+        lines.append(premium_note(unlocking))
+    return "\n".join(lines)
+
+
+def premium_note(unlocking: Sequence[Tier]) -> str:
+    if not unlocking:
+        return _("💎 Premium models are not available at the moment.")
+    return _("💎 Premium models come with a subscription: {tiers}.").format(
+        tiers=", ".join(escape(tier.name) for tier in unlocking)
+    )
+
+
+def premium_locked(model: ModelSpec, unlocking: Sequence[Tier]) -> str:
+    """Shown when a premium model is chosen without a tier that includes it."""
+    if not unlocking:
+        return _(
+            "💎 <b>{model}</b> is a premium model and is not available at the moment. "
+            "Please choose another model."
+        ).format(model=escape(model.name))
+    lines = [
+        _("💎 <b>{model}</b> is a premium model. It comes with these subscriptions:").format(
+            model=escape(model.name)
+        )
+    ]
+    lines += [
+        "• "
+        + _("<b>{name}</b>: {stars} ⭐ per 30 days, images per period: {images}").format(
+            name=escape(tier.name), stars=tier.stars, images=tier.images
+        )
+        for tier in unlocking
+    ]
+    lines += ["", _("Subscribe to use it, or choose another model.")]
     return "\n".join(lines)
 
 
@@ -89,19 +138,29 @@ def choose_mode(model: ModelSpec) -> str:
 def ask_prompt(model: ModelSpec, mode: str, limit: int) -> str:
     text = _(
         "✍️ <b>{mode}</b> · {model}\n\n"
-        "Send me what to draw, in your own words (up to {limit} characters)."
+        "Send me what to draw, in your own words (up to {limit} character).",
+        "✍️ <b>{mode}</b> · {model}\n\n"
+        "Send me what to draw, in your own words (up to {limit} characters).",
+        limit,
     ).format(mode=escape(mode), model=escape(model.name), limit=limit)
     refs = model.capabilities.max_reference_images
     if refs:
-        text += "\n" + _("You can also send up to {count} reference photos.").format(count=refs)
+        text += "\n" + _(
+            "You can also send up to {count} reference photo.",
+            "You can also send up to {count} reference photos.",
+            refs,
+        ).format(count=refs)
     return text
 
 
 def prompt_problem(error: PromptError, length: int) -> str:
     if error.problem is PromptProblem.TOO_LONG:
         return _(
+            "That prompt is too long: {length} character, the limit is {limit}. "
+            "Please shorten it and send it again.",
             "That prompt is too long: {length} characters, the limit is {limit}. "
-            "Please shorten it and send it again."
+            "Please shorten it and send it again.",
+            length,
         ).format(length=length, limit=error.limit)
     if error.problem is PromptProblem.NO_TEXT:
         return _("That message has no text I can use. Please describe the picture in words.")
@@ -125,7 +184,16 @@ def summary(quote: Quote, draft: Draft, language: str, price_line: str | None = 
                 count=len(draft.reference_keys), limit=caps.max_reference_images
             )
         )
-    lines += ["", price_line or _("Price: <b>{price} credits</b>").format(price=quote.price)]
+    price = quote.price
+    lines += [
+        "",
+        price_line
+        or _("Price: <b>{price} credit</b>", "Price: <b>{price} credits</b>", price).format(
+            price=price
+        ),
+    ]
+    if not quote.standard:
+        lines.append(not_standard_notice())
     if model.provider == "demo":
         lines.append(demo_notice())
     if caps.max_reference_images and len(draft.reference_keys) < caps.max_reference_images:
@@ -184,6 +252,13 @@ def bad_seed(limit: int) -> str:
 
 def ask_negative_prompt() -> str:
     return _("Send the negative prompt (what the image should avoid), or press Clear.")
+
+
+def not_standard_notice() -> str:
+    return _(
+        "💎 Subscription images cover a model's standard settings; with these settings "
+        "the request is paid with credits or Stars."
+    )
 
 
 def demo_notice() -> str:
@@ -246,8 +321,17 @@ def reference_problem(reason: str, limit: int) -> str:
     if reason == "count":
         if limit == 0:
             return _("This model does not take reference images.")
-        return _("This model takes at most {limit} reference images.").format(limit=limit)
+        return _(
+            "This model takes at most {limit} reference image.",
+            "This model takes at most {limit} reference images.",
+            limit,
+        ).format(limit=limit)
     return _("Please send a JPEG, PNG or WebP image.")
+
+
+def reference_unreadable() -> str:
+    """Telegram could not give us the file (gone, too big to download, network trouble)."""
+    return _("I couldn't read that file, please send it again.")
 
 
 def result_caption(job: Job, model_name: str, mode_title: str, is_demo: bool) -> str:

@@ -7,10 +7,11 @@ from html import escape
 
 from aiogram.utils.i18n import gettext as _
 
-from lumigram.domain.money import Account, Funding, Package, Payment, PaymentStatus
+from lumigram.domain.invoices import Product
+from lumigram.domain.money import UNMATCHED, Account, Funding, Package, Payment, PaymentStatus
 from lumigram.domain.subscriptions import Subscription, Tier
 from lumigram.services.account import Overview, ReferralStats
-from lumigram.services.payments import Refusal
+from lumigram.services.payments import Recorded, Refusal
 from lumigram.services.subscriptions import SubscriptionView
 
 
@@ -22,24 +23,33 @@ def funding_line(funding: Funding | None, left: int, credits_price: int, stars: 
     """How the request on the summary screen will be paid."""
     if funding is None:
         return _(
+            "Price: <b>{credits} credit</b> (you have {balance}) or <b>{stars} ⭐</b> "
+            "paid right now",
             "Price: <b>{credits} credits</b> (you have {balance}) or <b>{stars} ⭐</b> "
-            "paid right now"
+            "paid right now",
+            credits_price,
         ).format(credits=credits_price, balance=left, stars=stars)
     if funding.account is Account.TRIAL:
-        return _("🎁 Free: uses {used} of your {left} free images").format(
-            used=funding.amount, left=left
-        )
+        return _(
+            "🎁 Free: uses {used} of your {left} free image",
+            "🎁 Free: uses {used} of your {left} free images",
+            left,
+        ).format(used=funding.amount, left=left)
     if funding.account is Account.ALLOWANCE:
-        return _("💎 Subscription: uses {used} of {left} images left this period").format(
-            used=funding.amount, left=left
-        )
+        return _(
+            "💎 Subscription: uses {used} of {left} image left this period",
+            "💎 Subscription: uses {used} of {left} images left this period",
+            left,
+        ).format(used=funding.amount, left=left)
     if funding.account is Account.STARS:
         return _("Price: <b>{stars} ⭐</b> from your Stars balance ({left})").format(
             stars=funding.amount, left=left
         )
-    return _("Price: <b>{credits} credits</b> (balance: {balance})").format(
-        credits=funding.amount, balance=left
-    )
+    return _(
+        "Price: <b>{credits} credit</b> (balance: {balance})",
+        "Price: <b>{credits} credits</b> (balance: {balance})",
+        funding.amount,
+    ).format(credits=funding.amount, balance=left)
 
 
 def pay_button(stars: int) -> str:
@@ -63,18 +73,36 @@ def job_invoice_description(model: str, outputs: int) -> str:
     return _("{model} · images: {count}").format(count=outputs, model=model)
 
 
+def credits_amount(count: int) -> str:
+    """A number of credits in the user's language ("1 credit", "5 credits")."""
+    return _("{credits} credit", "{credits} credits", count).format(credits=count)
+
+
+def paid_amount(account: Account, amount: int) -> str:
+    """What a generation cost: credits, or Stars (⭐)."""
+    if account is Account.STARS:
+        return f"{amount} ⭐"
+    return credits_amount(amount)
+
+
 def package_invoice_title(package: Package) -> str:
-    return _("{credits} credits").format(credits=package.credits)
+    return credits_amount(package.credits)
 
 
 def package_invoice_description(package: Package) -> str:
-    return _("{credits} credits for image generation in Lumigram").format(credits=package.credits)
+    return _(
+        "{credits} credit for image generation in Lumigram",
+        "{credits} credits for image generation in Lumigram",
+        package.credits,
+    ).format(credits=package.credits)
 
 
 def subscription_invoice_description(tier: Tier) -> str:
-    return _("{name}: {images} images every 30 days, renewed automatically").format(
-        name=tier.name, images=tier.images
-    )
+    return _(
+        "{name}: {images} image every 30 days, renewed automatically",
+        "{name}: {images} images every 30 days, renewed automatically",
+        tier.images,
+    ).format(name=tier.name, images=tier.images)
 
 
 def refusal(reason: Refusal) -> str:
@@ -100,20 +128,32 @@ def paid_generation() -> str:
 def paid_but_gone(stars: int) -> str:
     return _(
         "This request was cancelled before the payment arrived, so your {stars} ⭐ "
-        "are being refunded."
+        "is being refunded.",
+        "This request was cancelled before the payment arrived, so your {stars} ⭐ "
+        "are being refunded.",
+        stars,
     ).format(stars=stars)
 
 
-def credits_added(added: int, balance: int) -> str:
-    return _("✅ <b>+{credits} credits</b>. Your balance: {balance} credits.").format(
-        credits=added, balance=balance
+def credit_balance(balance: int) -> str:
+    return _("Your balance: {balance} credit.", "Your balance: {balance} credits.", balance).format(
+        balance=balance
     )
+
+
+def credits_added(added: int, balance: int) -> str:
+    added_text = _("✅ <b>+{credits} credit</b>.", "✅ <b>+{credits} credits</b>.", added).format(
+        credits=added
+    )
+    return f"{added_text} {credit_balance(balance)}"
 
 
 def subscribed(tier: Tier, until: datetime) -> str:
-    return _("✅ <b>{name}</b> is active until {date}: {images} images this period.").format(
-        name=escape(tier.name), date=date(until), images=tier.images
-    )
+    return _(
+        "✅ <b>{name}</b> is active until {date}: {images} image this period.",
+        "✅ <b>{name}</b> is active until {date}: {images} images this period.",
+        tier.images,
+    ).format(name=escape(tier.name), date=date(until), images=tier.images)
 
 
 def unmatched_payment() -> str:
@@ -124,7 +164,11 @@ def unmatched_payment() -> str:
 
 
 def refunded(stars: int) -> str:
-    return _("↩️ The generation failed, so your {stars} ⭐ were refunded.").format(stars=stars)
+    return _(
+        "↩️ The generation failed, so your {stars} ⭐ was refunded.",
+        "↩️ The generation failed, so your {stars} ⭐ were refunded.",
+        stars,
+    ).format(stars=stars)
 
 
 def terms() -> str:
@@ -194,20 +238,28 @@ def subscription_line(view: SubscriptionView) -> str:
     if not view.active or view.subscription is None:
         return _("Subscription: none")
     name = escape(view.tier.name) if view.tier else view.subscription.tier_id
-    return _("Subscription: <b>{name}</b>, {left} images left, until {date}").format(
-        name=name, left=view.allowance_left, date=date(view.subscription.expires_at)
-    )
+    return _(
+        "Subscription: <b>{name}</b>, {left} image left, until {date}",
+        "Subscription: <b>{name}</b>, {left} images left, until {date}",
+        view.allowance_left,
+    ).format(name=name, left=view.allowance_left, date=date(view.subscription.expires_at))
 
 
 def top_up(balance: int) -> str:
-    return _(
-        "⭐ <b>Top up</b>\n\nYour balance: {balance} credits.\n"
-        "Choose a package; bigger packages are cheaper per credit."
-    ).format(balance=balance)
+    return "\n".join(
+        [
+            _("⭐ <b>Top up</b>"),
+            "",
+            credit_balance(balance),
+            _("Choose a package; bigger packages are cheaper per credit."),
+        ]
+    )
 
 
 def package_button(package: Package) -> str:
-    return _("{credits} credits — {stars} ⭐").format(credits=package.credits, stars=package.stars)
+    return _(
+        "{credits} credit — {stars} ⭐", "{credits} credits — {stars} ⭐", package.credits
+    ).format(credits=package.credits, stars=package.stars)
 
 
 # --- subscriptions --------------------------------------------------------------------
@@ -238,7 +290,10 @@ def tier_description(tier: Tier) -> str:
     perks = tier.perks
     text = _(
         "<b>{name}</b> — {stars} ⭐ / 30 days\n"
-        "{images} images, up to {outputs} per request, {jobs} at once, priority queue"
+        "{images} image, up to {outputs} per request, {jobs} at once, priority queue",
+        "<b>{name}</b> — {stars} ⭐ / 30 days\n"
+        "{images} images, up to {outputs} per request, {jobs} at once, priority queue",
+        tier.images,
     ).format(
         name=escape(tier.name),
         stars=tier.stars,
@@ -294,7 +349,9 @@ def perk_required(perk: str, limit: int) -> str:
     if perk == "premium":
         return _("Premium models come with a subscription that includes them. See /subscription.")
     return _(
-        "Without a subscription you can ask for up to {limit} images at once. See /subscription."
+        "Without a subscription you can ask for up to {limit} image at once. See /subscription.",
+        "Without a subscription you can ask for up to {limit} images at once. See /subscription.",
+        limit,
     ).format(limit=limit)
 
 
@@ -318,8 +375,9 @@ def refund_pick() -> str:
 
 def refund_none() -> str:
     return _(
-        "You have no recent paid generations. Failed generations are refunded automatically. "
-        "For anything else, write to /paysupport."
+        "There is nothing to refund: none of your recent generations was paid with credits "
+        "or Stars. Free images cost nothing, and failed generations are refunded "
+        "automatically. For anything else, write to /paysupport."
     )
 
 
@@ -340,3 +398,22 @@ def refund_not_possible() -> str:
 
 def unpaid_cancelled() -> str:
     return _("Cancelled. Nothing was charged.")
+
+
+def payment_outcome(recorded: Recorded, credits_balance: int) -> str | None:
+    """What the user is told once a payment is recorded (by its update or the
+    reconciliation); None for a replayed one."""
+    payment = recorded.payment
+    if recorded.duplicate:
+        return None
+    if recorded.job is not None:
+        return paid_generation()
+    if recorded.refunded:
+        return paid_but_gone(payment.amount_xtr)
+    if recorded.tier is not None and payment.subscription_expires_at is not None:
+        return subscribed(recorded.tier, payment.subscription_expires_at)
+    if payment.product == Product.PACKAGE.value:
+        return credits_added(payment.credits, credits_balance)
+    if payment.product == UNMATCHED:
+        return unmatched_payment()
+    return None

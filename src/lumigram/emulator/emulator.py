@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
 from .flood import FloodLimits
+from .messages import ChatMessage
 from .server import BotApiServer, RecordedRequest
 from .spec import ApiSpec, load_spec
 from .state import (
     BotState,
     CallbackQueryRecord,
     EmulatorState,
+    FileFault,
     PreCheckoutRecord,
     UserProfile,
     copy_json,
@@ -200,6 +203,41 @@ class TelegramEmulator:
 
     def set_flood(self, limits: FloodLimits) -> None:
         self.state.flood.reset(limits)
+
+    def fail_file(
+        self,
+        file: str | ChatMessage,
+        *,
+        on: str = "download",
+        status: int | None = None,
+        description: str | None = None,
+        times: int | None = 1,
+        drop: bool = False,
+    ) -> None:
+        """Make Telegram fail to hand out a file, as it does for one it lost or cannot serve.
+
+        ``file`` is a ``file_id`` or a message (all its files: every size of a photo).
+        ``on="download"``: ``GET /file/bot<token>/<file_path>`` answers ``status`` (404
+        Not Found by default) in Telegram's error shape, or, with ``drop=True``, closes
+        the connection without an answer (a network failure). ``on="getFile"``: the
+        method answers ``status`` (400 by default) with ``description`` ("Bad Request:
+        file is too big" by default; Telegram also says "Bad Request: wrong file_id or
+        the file is temporarily unavailable"). ``times``: how many requests fail
+        (None: every one); later requests succeed.
+        """
+        if on not in ("download", "getFile"):
+            raise ValueError('on must be "download" or "getFile"')
+        if on == "getFile":
+            code = status or 400
+            text = description or "Bad Request: file is too big"
+        else:
+            code = status or 404
+            text = description or HTTPStatus(code).phrase
+        file_ids = file.media if isinstance(file, ChatMessage) else [file]
+        for file_id in file_ids:
+            if self.state.files.get(file_id) is None:
+                raise LookupError(f"unknown file_id {file_id!r}")
+            self.state.files.add_fault(file_id, FileFault(on, code, text, times, drop))
 
     async def send_raw_update(self, token: str | None, update: dict[str, Any]) -> dict[str, Any]:
         """Queue an arbitrary (even malformed) update; ``update_id`` is added if absent.

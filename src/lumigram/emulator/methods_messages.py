@@ -17,7 +17,7 @@ from .calls import (
     target_chat,
     text_content,
 )
-from .errors import MESSAGE_NOT_MODIFIED, QUERY_TOO_OLD, bad_request, forbidden
+from .errors import MESSAGE_NOT_MODIFIED, QUERY_TOO_OLD, ApiError, bad_request, forbidden
 from .media import SentFile
 from .spec import resolve_attach
 from .state import ChatState, StoredMessage, copy_json, copy_value
@@ -320,6 +320,9 @@ async def get_file(call: Call) -> Any:
         raise bad_request("invalid file_id")
     if record.size > limits.DOWNLOAD_MAX:
         raise bad_request("file is too big")
+    fault = call.state.files.take_fault(record.file_id, "getFile")
+    if fault is not None:
+        raise ApiError(fault.code, fault.description)
     return {
         "file_id": record.file_id,
         "file_unique_id": record.file_unique_id,

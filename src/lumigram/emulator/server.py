@@ -191,6 +191,14 @@ class BotApiServer:
             return self._respond(unauthorized().payload(), 401)
         if record is None:
             return self._respond(not_found().payload(), 404)
+        fault = self.state.files.take_fault(record.file_id, "download")
+        if fault is not None and fault.drop:
+            # A network failure: the connection goes away without an answer.
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        if fault is not None:
+            return self._respond(ApiError(fault.code, fault.description).payload(), fault.code)
         return web.Response(
             body=record.data, content_type=record.mime_type or "application/octet-stream"
         )

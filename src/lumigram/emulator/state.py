@@ -110,12 +110,30 @@ class FileRecord:
         return obj
 
 
+@dataclass
+class FileFault:
+    """A file Telegram fails to hand out (set by ``TelegramEmulator.fail_file``).
+
+    ``on`` is ``"getFile"`` (the method answers ``code``/``description``) or
+    ``"download"`` (``/file/bot<token>/<file_path>`` answers ``code``, or closes the
+    connection without an answer when ``drop``). ``remaining`` counts the requests
+    still to fail (None: every one).
+    """
+
+    on: str
+    code: int
+    description: str
+    remaining: int | None = 1
+    drop: bool = False
+
+
 class FileStore:
     """Files by ``file_id`` and by ``file_path`` (the download URL's tail)."""
 
     def __init__(self) -> None:
         self._by_id: dict[str, FileRecord] = {}
         self._by_path: dict[str, FileRecord] = {}
+        self._faults: dict[str, list[FileFault]] = {}
         self._counter = itertools.count(1)
 
     def add(
@@ -160,6 +178,18 @@ class FileStore:
 
     def by_path(self, path: str) -> FileRecord | None:
         return self._by_path.get(path)
+
+    def add_fault(self, file_id: str, fault: FileFault) -> None:
+        self._faults.setdefault(file_id, []).append(fault)
+
+    def take_fault(self, file_id: str, on: str) -> FileFault | None:
+        """The fault this request of the file meets, counted; None: it succeeds."""
+        for fault in self._faults.get(file_id, []):
+            if fault.on == on and (fault.remaining is None or fault.remaining > 0):
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                return fault
+        return None
 
 
 def _extension(kind: str, file_name: str | None, mime_type: str | None) -> str:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
@@ -50,6 +52,8 @@ from lumigram.services.payments import STARS
 DRAFT = "draft"
 SCREEN = "screen"  # id of the message the conversation edits
 
+log = logging.getLogger(__name__)
+
 
 async def load_draft(state: FSMContext) -> Draft | None:
     data = await state.get_data()
@@ -86,10 +90,8 @@ async def start_command(
 ) -> None:
     generation = services.generation
     draft = await new_draft(state, generation)
-    sent = await message.answer(
-        render.choose_model(generation.models(), user.language),
-        reply_markup=keyboards.models(generation.models(), draft.model_id),
-    )
+    text, markup = await model_list(generation, draft, user)
+    sent = await message.answer(text, reply_markup=markup)
     await state.update_data({SCREEN: sent.message_id})
 
 
@@ -103,11 +105,22 @@ async def start_button(
 async def show_models(
     callback: CallbackQuery, generation: GenerationService, draft: Draft, user: User
 ) -> None:
+    await edit_or_send(callback, *await model_list(generation, draft, user))
+
+
+async def model_list(
+    generation: GenerationService, draft: Draft, user: User
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The model picker; premium models are marked, and explained when the user's plan
+    does not include them."""
     models = generation.models()
-    await edit_or_send(
-        callback,
-        render.choose_model(models, user.language),
-        keyboards.models(models, draft.model_id),
+    locked = False
+    if any(model.premium for model in models):
+        locked = not (await generation.perks(user.id)).allows_model(premium=True)
+    unlocking = generation.premium_tiers() if locked else None
+    return (
+        render.choose_model(models, user.language, unlocking),
+        keyboards.models(models, draft.model_id, premium_locked=locked),
     )
 
 
@@ -122,6 +135,14 @@ async def pick_model(
     model = services.generation.model(callback_data.value)
     if model is None:
         await callback.answer(render.draft_expired(), show_alert=True)
+        return
+    access = await services.generation.model_access(user.id, model)
+    if not access.allowed:  # explained now, before the prompt (queue checks it again)
+        await edit_or_send(
+            callback,
+            render.premium_locked(model, access.unlocking_tiers),
+            keyboards.premium_locked(can_subscribe=bool(access.unlocking_tiers)),
+        )
         return
     if model.id != draft.model_id:  # another model: its own defaults
         draft = Draft(model_id=model.id, template_slug=draft.template_slug, prompt=draft.prompt)
@@ -213,6 +234,10 @@ async def receive_reference(
     except InvalidReferenceError as error:
         await message.answer(render.reference_problem(error.reason, limit))
         return
+    except UnreadableFileError as error:
+        log.warning("user %s: reference file not downloaded: %s", user.id, error)
+        await message.answer(render.reference_unreadable())
+        return  # same state: the user sends it again
     draft = replace(draft, reference_keys=(*draft.reference_keys, key))
     await save_draft(state, draft)
     await message.answer(render.reference_added(len(draft.reference_keys), limit))
@@ -228,8 +253,23 @@ async def receive_reference(
         await send_summary(message, state, services, user, bot, draft)
 
 
+class UnreadableFileError(Exception):
+    """Telegram could not give us the file: getFile refused it (gone, too big, wrong
+    file_id) or the download failed (an HTTP error, the network)."""
+
+
+def _download_problem(error: BaseException) -> str:
+    """A one-line reason for the log (never the download URL: it carries the token)."""
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"file download answered HTTP {error.status}"
+    if isinstance(error, TelegramAPIError):
+        return f"{type(error).__name__}: {error.message}"
+    return f"{type(error).__name__} while downloading"
+
+
 async def download_image(message: Message, bot: Bot) -> bytes:
-    """The bytes of a photo or an image document (InvalidReferenceError for anything else).
+    """The bytes of a photo or an image document (InvalidReferenceError for anything else,
+    UnreadableFileError when Telegram cannot give us the file).
 
     The size Telegram declares is checked before downloading; the service checks
     the bytes themselves.
@@ -243,7 +283,10 @@ async def download_image(message: Message, bot: Bot) -> bytes:
     if size is not None and size > MAX_REFERENCE_BYTES:
         raise InvalidReferenceError("size")
     buffer = io.BytesIO()
-    await bot.download(file_id, destination=buffer)
+    try:
+        await bot.download(file_id, destination=buffer)
+    except (TelegramAPIError, aiohttp.ClientError, TimeoutError) as error:
+        raise UnreadableFileError(_download_problem(error)) from None
     return buffer.getvalue()
 
 
