@@ -27,6 +27,16 @@ async def job_invoice(user: Any, prompt: str) -> ChatMessage:
     return invoice
 
 
+async def package_invoice(user: Any, size: int) -> ChatMessage:
+    await user.send_text("/topup")
+    await user.wait_for_text("Top up")
+    await user.press(
+        next(b for b in user.last_bot_message.flat_buttons if b.startswith(f"{size} "))
+    )
+    invoice: ChatMessage = await user.wait_for(is_invoice)
+    return invoice
+
+
 def photos(user: Any, prompt: str) -> list[ChatMessage]:
     return [m for m in user.bot_messages if m.kind == "photo" and prompt in (m.text or "")]
 
@@ -89,10 +99,7 @@ async def test_payments_lost_before_a_restart_are_recovered_at_start(
 
     await job_invoice(user, "a green valley")
     assert (await user.pay(deliver=False)).ok
-    await user.send_text("/topup")
-    await user.wait_for_text("Top up")
-    await user.press(next(b for b in user.last_bot_message.flat_buttons if b.startswith("50 ")))
-    await user.wait_for(lambda m: is_invoice(m) and "50" in (m.invoice or {}).get("title", ""))
+    await package_invoice(user, 50)
     assert (await user.pay(deliver=False)).ok
     await user.send_text("/subscription")
     screen = await user.wait_for_text("A subscription gives you")
@@ -123,10 +130,7 @@ async def test_a_refund_made_outside_lumigram_is_recorded(
 ) -> None:
     app = await runner.start(free_trial_images=0, credit_packages="10:100")
     user = emulator.user(user_id=7005, first_name="Out")
-    await user.send_text("/topup")
-    await user.wait_for_text("Top up")
-    await user.press(next(b for b in user.last_bot_message.flat_buttons if b.startswith("10 ")))
-    await user.wait_for(is_invoice)
+    await package_invoice(user, 10)
     paid = await user.pay()
     assert paid.ok
     assert paid.charge_id is not None
