@@ -7,7 +7,7 @@ each adapter stays a thin translation layer.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
@@ -25,7 +25,7 @@ from lumigram.db.repositories.users import UserRepository
 from lumigram.db.uow import SqlUnitOfWork
 from lumigram.domain.invoices import derive_secret
 from lumigram.domain.jobs import RetryRules
-from lumigram.providers.base import ImageProvider
+from lumigram.imaging import PillowImages
 from lumigram.services.account import AccountService
 from lumigram.services.billing import LedgerBilling
 from lumigram.services.generation import GenerationPolicy, GenerationService
@@ -35,6 +35,8 @@ from lumigram.services.payments import PaymentService, ReferralPolicy
 from lumigram.services.ports import (
     Billing,
     FileStorage,
+    ImageProcessor,
+    ImageProvider,
     JobDispatcher,
     MoneyNotifier,
     StarsGateway,
@@ -93,6 +95,7 @@ class Infrastructure:
     providers: dict[str, ImageProvider]
     storage: FileStorage
     dispatcher: JobDispatcher
+    images: ImageProcessor = field(default_factory=PillowImages)  # Pillow, behind a port
     stars: StarsGateway | None = None  # Telegram's Stars calls, once the bot exists
     money_notifier: MoneyNotifier | None = None
     # Sends the refunds that are due now (the process serialises money work behind it).
@@ -202,4 +205,5 @@ class Services:
             self.infra.dispatcher,
             generation_policy(self.infra.settings),
             subscriptions=self.subscriptions,
+            images=self.infra.images,
         )

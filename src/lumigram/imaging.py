@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
 from typing import Final
 
 from PIL import Image, ImageChops, ImageFilter, ImageOps
+
+from lumigram.domain.media import ImageInfo, InvalidImage
 
 __all__ = [
     "A4_MM",
     "MAX_PIXELS",
     "ImageInfo",
     "InvalidImage",
+    "PillowImages",
     "convert_format",
     "encode",
     "normalize_format",
@@ -54,18 +56,6 @@ _FORMAT_ALIASES: Final[dict[str, str]] = {
 TELEGRAM_PHOTO_MAX_BYTES: Final = 10 * 1024 * 1024
 TELEGRAM_PHOTO_MAX_SIDES_SUM: Final = 10_000
 TELEGRAM_PHOTO_MAX_RATIO: Final = 20.0
-
-
-class InvalidImage(ValueError):  # noqa: N818 - the name the pipeline was specified with
-    """The bytes are not a JPEG/PNG/WebP image we are willing to decode."""
-
-
-@dataclass(frozen=True, slots=True)
-class ImageInfo:
-    format: str  # "jpeg", "png" or "webp"
-    mime_type: str
-    width: int
-    height: int
 
 
 def normalize_format(fmt: str) -> str:
@@ -287,3 +277,17 @@ def _percentile(image: Image.Image, fraction: float) -> int:
         if running >= target:
             return level
     return 255
+
+
+class PillowImages:
+    """The ``ImageProcessor`` port (``lumigram.services.ports``) implemented with Pillow.
+
+    Synchronous and CPU-bound like everything here: the services call it
+    through ``asyncio.to_thread``.
+    """
+
+    def probe(self, data: bytes) -> ImageInfo:
+        return probe_image(data)
+
+    def to_coloring_page(self, data: bytes) -> bytes:
+        return to_coloring_page(data)

@@ -17,20 +17,16 @@ from typing import Any
 import pytest
 
 from lumigram.catalog import ModelSpec, load_catalog
+from lumigram.domain.generation import GenerationRequest, ProviderError, ReferenceImage
 from lumigram.domain.jobs import Job
 from lumigram.fakes.base import sample_image
 from lumigram.providers import gemini, huggingface, openai_images, replicate
-from lumigram.providers.base import (
-    GenerationRequest,
-    ImageProvider,
-    ProviderError,
-    ReferenceImage,
-)
 from lumigram.providers.demo import DemoProvider
 from lumigram.providers.gemini import GeminiProvider
 from lumigram.providers.huggingface import HuggingFaceProvider
 from lumigram.providers.openai_images import OpenAIProvider
 from lumigram.providers.replicate import ReplicateProvider
+from lumigram.services.ports import ImageProvider
 from lumigram.services.worker import JobRunner
 
 CATALOG = load_catalog()

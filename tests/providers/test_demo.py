@@ -8,18 +8,18 @@ import io
 import pytest
 from PIL import Image
 
-from lumigram.imaging import probe_image
-from lumigram.providers.base import (
+from lumigram.domain.generation import (
     ErrorKind,
     GenerationRequest,
-    ImageProvider,
     ProviderError,
     ReferenceImage,
     ResultRef,
     TaskState,
     TaskStatus,
 )
+from lumigram.imaging import probe_image
 from lumigram.providers.demo import DEMO_CAPABILITIES, DEMO_MODEL, DemoProvider, image_size
+from lumigram.services.ports import ImageProvider
 
 LONG_SIDE = 64  # small pictures keep the suite fast
 

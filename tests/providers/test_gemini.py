@@ -15,19 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from lumigram.fakes.base import Fault, sample_image
-from lumigram.fakes.gemini import FakeGemini
-from lumigram.providers.base import (
+from lumigram.domain.generation import (
     ErrorKind,
     GenerationRequest,
-    ImageProvider,
     ProviderError,
     ReferenceImage,
     ResultRef,
     TaskState,
 )
+from lumigram.fakes.base import Fault, sample_image
+from lumigram.fakes.gemini import FakeGemini
 from lumigram.providers.gemini import GeminiProvider, classify_error, parse_generate_response
 from lumigram.providers.http import RetryPolicy
+from lumigram.services.ports import ImageProvider
 
 KEY = "AIzaSyTEST-SECRET-0123456789abcdefghijk"
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=5)

@@ -13,14 +13,14 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lumigram.domain.generation import ErrorKind, ProviderError
+from lumigram.domain.media import sniff_media_type
 from lumigram.fakes.base import FakeServer, Fault, RateLimit, sample_image
-from lumigram.providers.base import ErrorKind, ProviderError
 from lumigram.providers.http import (
     ProviderHTTP,
     RetryPolicy,
     check_media,
     parse_retry_after,
-    sniff_media_type,
 )
 
 KEY = "sk-test-SECRET-0123456789"

@@ -10,19 +10,19 @@ from typing import Any
 import httpx
 import pytest
 
-from lumigram.fakes.base import Fault, sample_image
-from lumigram.fakes.huggingface import FakeHuggingFace
-from lumigram.providers.base import (
+from lumigram.domain.generation import (
     ErrorKind,
     GenerationRequest,
-    ImageProvider,
     ProviderError,
     ReferenceImage,
     ResultRef,
     TaskState,
 )
+from lumigram.fakes.base import Fault, sample_image
+from lumigram.fakes.huggingface import FakeHuggingFace
 from lumigram.providers.http import RetryPolicy
 from lumigram.providers.huggingface import MODELS, HuggingFaceProvider
+from lumigram.services.ports import ImageProvider
 
 KEY = "hf_TEST_SECRET_TOKEN_abcdef0123456789"
 FLUX = "black-forest-labs/FLUX.1-schnell"

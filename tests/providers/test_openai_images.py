@@ -15,17 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from lumigram.fakes.base import Fault, sample_image
-from lumigram.fakes.openai_images import FakeOpenAI, parse_multipart
-from lumigram.providers.base import (
+from lumigram.domain.generation import (
     ErrorKind,
     GenerationRequest,
-    ImageProvider,
     ProviderError,
     ReferenceImage,
     ResultRef,
     TaskState,
 )
+from lumigram.fakes.base import Fault, sample_image
+from lumigram.fakes.openai_images import FakeOpenAI, parse_multipart
 from lumigram.providers.http import RetryPolicy
 from lumigram.providers.openai_images import (
     MODELS,
@@ -33,6 +32,7 @@ from lumigram.providers.openai_images import (
     classify_error,
     parse_images_response,
 )
+from lumigram.services.ports import ImageProvider
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=5)

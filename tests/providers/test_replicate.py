@@ -14,18 +14,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lumigram.fakes.base import Fault, sample_image
-from lumigram.fakes.replicate import NSFW_ERROR, FakeReplicate
-from lumigram.providers.base import (
+from lumigram.domain.generation import (
     ErrorKind,
     GenerationRequest,
-    ImageProvider,
     ProviderError,
     ReferenceImage,
     ResultRef,
     TaskState,
     TaskStatus,
 )
+from lumigram.fakes.base import Fault, sample_image
+from lumigram.fakes.replicate import NSFW_ERROR, FakeReplicate
 from lumigram.providers.http import RetryPolicy
 from lumigram.providers.replicate import (
     MODELS,
@@ -35,6 +34,7 @@ from lumigram.providers.replicate import (
     progress_from_logs,
     to_status,
 )
+from lumigram.services.ports import ImageProvider
 
 KEY = "r8_TEST_SECRET_TOKEN_abcdef0123456789"
 FLUX = "black-forest-labs/flux-1.1-pro"

@@ -29,12 +29,13 @@ from lumigram.db.repositories.audit import AuditRepository
 from lumigram.db.repositories.jobs import JobRepository
 from lumigram.db.repositories.users import UserRepository
 from lumigram.db.uow import SqlUnitOfWork, unit_of_work_factory
+from lumigram.domain.generation import TaskState
 from lumigram.domain.jobs import ErrorClass, Job, JobStatus, JobStep, ResultFile, RetryRules
 from lumigram.domain.users import User
 from lumigram.fakes import replicate as fake_replicate
 from lumigram.fakes.base import Fault
 from lumigram.fakes.replicate import FakeReplicate
-from lumigram.providers.base import ImageProvider, TaskState
+from lumigram.imaging import PillowImages
 from lumigram.providers.demo import DemoProvider
 from lumigram.providers.http import RetryPolicy
 from lumigram.providers.replicate import ReplicateProvider
@@ -44,7 +45,7 @@ from lumigram.services.generation import (
     GenerationPolicy,
     GenerationService,
 )
-from lumigram.services.ports import Price
+from lumigram.services.ports import ImageProvider, Price
 from lumigram.services.users import Contact, UserPolicy, UserService
 from lumigram.services.worker import JobRunner, WorkerPolicy
 from lumigram.storage.local import LocalStorage
@@ -217,6 +218,7 @@ class World:
             self.dispatcher,
             WorkerPolicy(lease=LEASE, rules=rules, provider_concurrency=4),
             clock=self.clock,
+            images=PillowImages(),
         )
 
     def generation(self, session: AsyncSession, *, max_active_jobs: int = 1) -> GenerationService:
@@ -228,6 +230,7 @@ class World:
             self.dispatcher,
             GenerationPolicy(max_active_jobs=max_active_jobs),
             clock=self.clock,
+            images=PillowImages(),
         )
 
     async def register(self, user_id: int = USER_ID) -> User:

@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from lumigram.providers.base import Capabilities, OutputKind
+from lumigram.domain.generation import Capabilities, OutputKind
 
 __all__ = [
     "DEMO_PROVIDER",

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from lumigram.providers.base import ErrorKind
+from lumigram.domain.generation import ErrorKind
 
 # Job setting (not a model setting): post-process the output into a colouring page.
 COLORING = "coloring"

@@ -57,8 +57,7 @@ from typing import Final
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-from lumigram.imaging import InvalidImage, encode, normalize_format, open_image, probe_image
-from lumigram.providers.base import (
+from lumigram.domain.generation import (
     Capabilities,
     ErrorKind,
     GenerationRequest,
@@ -68,6 +67,7 @@ from lumigram.providers.base import (
     TaskState,
     TaskStatus,
 )
+from lumigram.imaging import InvalidImage, encode, normalize_format, open_image, probe_image
 
 __all__ = ["DEMO_CAPABILITIES", "DEMO_MODEL", "DemoProvider", "image_size", "render_art"]
 

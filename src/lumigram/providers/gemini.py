@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from lumigram.providers.base import (
+from lumigram.domain.generation import (
     Capabilities,
     ErrorKind,
     GenerationRequest,

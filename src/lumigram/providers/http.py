@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from lumigram.providers.base import ErrorKind, ProviderError
+from lumigram.domain.generation import ErrorKind, ProviderError
+from lumigram.domain.media import sniff_media_type
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
@@ -77,23 +78,6 @@ def default_classification(provider: str, response: httpx.Response) -> ProviderE
             status_code=status,
         )
     return ProviderError(ErrorKind.INVALID_INPUT, message, status_code=status)
-
-
-def sniff_media_type(data: bytes) -> str | None:
-    """The media type from magic bytes; None unless it is an image or video we accept."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if len(data) >= 12 and data[4:8] == b"ftyp":
-        return "video/mp4"
-    if data.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video/webm"
-    return None
 
 
 class ProviderHTTP:

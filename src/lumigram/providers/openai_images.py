@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import openai
 
-from lumigram.providers.base import (
+from lumigram.domain.generation import (
     Capabilities,
     ErrorKind,
     GenerationRequest,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from lumigram.config import Settings
-from lumigram.providers.base import ImageProvider
 from lumigram.providers.demo import DemoProvider
+from lumigram.services.ports import ImageProvider
 
 # Clients are imported only when their key is set: the openai SDK alone costs ~18 MB.
 

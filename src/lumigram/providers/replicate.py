@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from lumigram.providers.base import (
+from lumigram.domain.generation import (
     Capabilities,
     ErrorKind,
     GenerationRequest,
@@ -32,12 +32,12 @@ from lumigram.providers.base import (
     TaskState,
     TaskStatus,
 )
+from lumigram.domain.media import sniff_media_type
 from lumigram.providers.http import (
     ProviderHTTP,
     RetryPolicy,
     check_media,
     default_classification,
-    sniff_media_type,
 )
 
 NAME = "replicate"

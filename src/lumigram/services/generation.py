@@ -10,16 +10,22 @@ from typing import Any
 
 from lumigram.catalog import Catalog, ModelSpec, SettingsError
 from lumigram.domain.jobs import COLORING, Job, JobStatus, JobStep, ResultFile
+from lumigram.domain.media import InvalidImage
 from lumigram.domain.money import Account, Funding, Package, choose_funding
 from lumigram.domain.pricing import custom_surcharge, invoice_stars
 from lumigram.domain.prompts import clean_prompt
 from lumigram.domain.subscriptions import Perks, Tier
 from lumigram.domain.templates import Template, TemplateKind
 from lumigram.domain.users import User
-from lumigram.imaging import InvalidImage, probe_image
-from lumigram.providers.base import ImageProvider
 from lumigram.services.clock import Clock, utc_now
-from lumigram.services.ports import FileStorage, JobDispatcher, Price, UnitOfWork
+from lumigram.services.ports import (
+    FileStorage,
+    ImageProcessor,
+    ImageProvider,
+    JobDispatcher,
+    Price,
+    UnitOfWork,
+)
 from lumigram.services.subscriptions import SubscriptionService
 
 # Without a subscription service (tests of the conversation alone) nothing is restricted.
@@ -139,7 +145,10 @@ class GenerationService:
         policy: GenerationPolicy,
         clock: Clock = utc_now,
         subscriptions: SubscriptionService | None = None,
+        *,
+        images: ImageProcessor,
     ) -> None:
+        self._images = images  # Pillow work, run in a thread
         self._subscriptions = subscriptions
         self._uow = uow
         self._catalog = catalog
@@ -252,7 +261,7 @@ class GenerationService:
         if len(data) > MAX_REFERENCE_BYTES:
             raise InvalidReferenceError("size")
         try:
-            info = await asyncio.to_thread(probe_image, data)
+            info = await asyncio.to_thread(self._images.probe, data)
         except InvalidImage:
             raise InvalidReferenceError("type") from None
         if info.mime_type not in REFERENCE_TYPES:

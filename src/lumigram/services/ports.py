@@ -1,15 +1,22 @@
-"""The gateways services depend on; the db adapter implements them."""
+"""The ports services depend on.
+
+The db adapter implements the gateways; the provider clients (``lumigram.providers``)
+implement ``ImageProvider``; ``lumigram.imaging`` implements ``ImageProcessor``. The
+composition roots (``lumigram.container``, ``lumigram.runtime``) inject them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from lumigram.domain.audit import AuditEntry
+from lumigram.domain.generation import Capabilities, GenerationRequest, ResultRef, TaskStatus
 from lumigram.domain.jobs import Job, ResultFile
+from lumigram.domain.media import ImageInfo
 from lumigram.domain.money import Hold, LedgerEntry, Payment, RefundRequest
 from lumigram.domain.stars import StarTransaction
 from lumigram.domain.subscriptions import Subscription, Tier
@@ -327,3 +334,53 @@ class MoneyNotifier(Protocol):
     async def subscription_ended(self, subscription: Subscription, tier: Tier | None) -> None: ...
 
     async def allowance_used_up(self, subscription: Subscription, tier: Tier | None) -> None: ...
+
+
+@runtime_checkable
+class ImageProvider(Protocol):
+    """Implemented by every provider client (replicate, openai, gemini, huggingface, demo)."""
+
+    name: str
+
+    def capabilities(self, model: str) -> Capabilities:
+        """Capabilities of one of this provider's models; KeyError for an unknown model."""
+        ...
+
+    def models(self) -> Mapping[str, Capabilities]:
+        """Every model this client knows, by provider model name."""
+        ...
+
+    async def submit(self, request: GenerationRequest) -> TaskStatus:
+        """Start a generation. Raises ProviderError on a classified failure."""
+        ...
+
+    async def poll(self, provider_job_id: str) -> TaskStatus:
+        """Current state of an asynchronous generation."""
+        ...
+
+    async def fetch(self, ref: ResultRef) -> bytes:
+        """The bytes of one output, size-capped and checked to be an image or video."""
+        ...
+
+    async def cancel(self, provider_job_id: str) -> None:
+        """Best-effort cancel; never raises for an already finished job."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class ImageProcessor(Protocol):
+    """Image decoding and post-processing (``lumigram.imaging.PillowImages``).
+
+    Both methods are synchronous and CPU-bound: call them through
+    ``asyncio.to_thread``. Both raise ``InvalidImage`` for bytes that are not a
+    sound JPEG/PNG/WebP within the pixel limit.
+    """
+
+    def probe(self, data: bytes) -> ImageInfo:
+        """Format, MIME type and size, after fully decoding the image to prove it sound."""
+        ...
+
+    def to_coloring_page(self, data: bytes) -> bytes:
+        """The image as a printable A4 colouring page (black lines on white)."""
+        ...

@@ -18,6 +18,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from lumigram.domain.generation import (
+    ErrorKind,
+    GenerationRequest,
+    ProviderError,
+    ReferenceImage,
+    TaskState,
+    TaskStatus,
+)
 from lumigram.domain.jobs import (
     COLORING,
     ErrorClass,
@@ -27,18 +35,16 @@ from lumigram.domain.jobs import (
     ResultFile,
     RetryRules,
 )
-from lumigram.imaging import InvalidImage, probe_image, to_coloring_page
-from lumigram.providers.base import (
-    ErrorKind,
-    GenerationRequest,
-    ImageProvider,
-    ProviderError,
-    ReferenceImage,
-    TaskState,
-    TaskStatus,
-)
+from lumigram.domain.media import InvalidImage, sniff_media_type
 from lumigram.services.clock import Clock, utc_now
-from lumigram.services.ports import FileStorage, JobDispatcher, JobNotifier, UnitOfWorkFactory
+from lumigram.services.ports import (
+    FileStorage,
+    ImageProcessor,
+    ImageProvider,
+    JobDispatcher,
+    JobNotifier,
+    UnitOfWorkFactory,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,7 +73,10 @@ class JobRunner:
         policy: WorkerPolicy | None = None,
         clock: Clock = utc_now,
         after_failure: Callable[[], Awaitable[None]] | None = None,
+        *,
+        images: ImageProcessor,
     ) -> None:
+        self._images = images  # Pillow work, run in a thread
         self._after_failure = after_failure  # e.g. send the refund of a paid job now
         self._uow = uow_factory
         self._providers = providers
@@ -191,9 +200,9 @@ class JobRunner:
         for index, ref in enumerate(status.outputs):
             data = await self._with_provider(job, provider.fetch(ref))
             if coloring:
-                data = await asyncio.to_thread(to_coloring_page, data)
+                data = await asyncio.to_thread(self._images.to_coloring_page, data)
             try:
-                info = await asyncio.to_thread(probe_image, data)
+                info = await asyncio.to_thread(self._images.probe, data)
             except InvalidImage as error:
                 raise ProviderError(ErrorKind.TRANSIENT, f"unusable output: {error}") from None
             key = f"results/{job.id}/{index}.{EXTENSIONS.get(info.mime_type, 'bin')}"
@@ -399,6 +408,4 @@ class JobRunner:
 
 
 def _sniff(data: bytes) -> str:
-    from lumigram.providers.http import sniff_media_type
-
     return sniff_media_type(data) or "application/octet-stream"

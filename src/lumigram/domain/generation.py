@@ -1,9 +1,10 @@
-"""The one interface every image/video provider implements.
+"""What a generation asks of a provider and what comes back: pure values and rules.
 
 A generation is submit -> (poll ...) -> fetch. Providers whose API answers
 synchronously return a finished ``TaskStatus`` from ``submit``; asynchronous
 ones return a provider job id that the job service stores, so a job can be
-re-attached after a restart instead of being paid for twice.
+re-attached after a restart instead of being paid for twice. The interface a
+provider client implements is ``lumigram.services.ports.ImageProvider``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 
 class OutputKind(StrEnum):
@@ -114,36 +115,3 @@ class TaskStatus:
     progress: float | None = None  # 0.0 .. 1.0 where the provider reports it
     outputs: tuple[ResultRef, ...] = ()
     error: ProviderError | None = None
-
-
-@runtime_checkable
-class ImageProvider(Protocol):
-    """Implemented by every provider client (replicate, openai, gemini, huggingface, demo)."""
-
-    name: str
-
-    def capabilities(self, model: str) -> Capabilities:
-        """Capabilities of one of this provider's models; KeyError for an unknown model."""
-        ...
-
-    def models(self) -> Mapping[str, Capabilities]:
-        """Every model this client knows, by provider model name."""
-        ...
-
-    async def submit(self, request: GenerationRequest) -> TaskStatus:
-        """Start a generation. Raises ProviderError on a classified failure."""
-        ...
-
-    async def poll(self, provider_job_id: str) -> TaskStatus:
-        """Current state of an asynchronous generation."""
-        ...
-
-    async def fetch(self, ref: ResultRef) -> bytes:
-        """The bytes of one output, size-capped and checked to be an image or video."""
-        ...
-
-    async def cancel(self, provider_job_id: str) -> None:
-        """Best-effort cancel; never raises for an already finished job."""
-        ...
-
-    async def aclose(self) -> None: ...
