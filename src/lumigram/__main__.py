@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lumigram {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="apply migrations and start the bot (long polling)")
+    commands.add_parser(
+        "run",
+        help="apply migrations and start the bot (long polling or webhook) and its HTTP server",
+    )
     commands.add_parser("migrate", help="apply database migrations")
     check = commands.add_parser(
         "check-config",
@@ -136,6 +139,8 @@ def _secrets(settings: DatabaseSettings) -> list[str]:
     if isinstance(settings, Settings):
         secrets.append(settings.bot_token.get_secret_value())
         secrets.extend(settings.provider_keys().values())
+        if settings.webhook_secret is not None:
+            secrets.append(settings.webhook_secret.get_secret_value())
     return secrets
 
 

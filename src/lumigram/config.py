@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_core import ErrorDetails
@@ -28,6 +29,9 @@ from lumigram.domain.users import SUPPORTED_LANGUAGES
 
 # Telegram tokens look like "<bot id>:<35 url-safe characters>".
 TOKEN_PATTERN = re.compile(r"^\d{5,16}:[A-Za-z0-9_-]{30,64}$")
+# setWebhook's secret_token: "1-256 characters. Only characters A-Z, a-z, 0-9, _ and -".
+WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+TELEGRAM_MODES = ("polling", "webhook")
 
 HINTS: dict[str, str] = {
     "BOT_TOKEN": (
@@ -48,6 +52,18 @@ HINTS: dict[str, str] = {
         'a JSON list such as [{"id":"basic","name":"Basic","stars":250,"images":100}] '
         "(see docs/money.md); [] turns subscriptions off"
     ),
+    "HTTP_PORT": "a TCP port 1-65535 (0: any free port), e.g. HTTP_PORT=8080",
+    "TELEGRAM_MODE": "polling (the default) or webhook",
+    "PUBLIC_BASE_URL": (
+        "the https URL Telegram reaches this server at (behind your TLS proxy), "
+        "e.g. PUBLIC_BASE_URL=https://bot.example.com; needed with TELEGRAM_MODE=webhook"
+    ),
+    "WEBHOOK_SECRET": (
+        "1-256 characters of A-Z, a-z, 0-9, _ and -, e.g. the output of "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`; "
+        "needed with TELEGRAM_MODE=webhook"
+    ),
+    "WEBHOOK_MAX_CONNECTIONS": "a number from 1 to 100",
 }
 
 
@@ -201,6 +217,52 @@ class Settings(DatabaseSettings):
     # Seconds between reconciliations with Telegram's record of Star transactions
     # (getStarTransactions): payments whose update was lost are recorded.
     stars_reconcile_interval: float = Field(default=60.0, gt=0, le=86400)
+
+    # --- HTTP server and Telegram delivery (docs/http.md) -------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
+    # polling: getUpdates (the webhook is deleted first); webhook: Telegram POSTs updates
+    # to PUBLIC_BASE_URL/telegram/webhook, checked against WEBHOOK_SECRET.
+    telegram_mode: str = "polling"
+    public_base_url: str = Field(default="", validate_default=True)
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    webhook_max_connections: int = Field(default=40, ge=1, le=100)
+
+    @field_validator("telegram_mode")
+    @classmethod
+    def _telegram_mode(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in TELEGRAM_MODES:
+            raise ValueError("unknown mode")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip().rstrip("/")
+        if not value:
+            if info.data.get("telegram_mode") == "webhook":
+                raise ValueError(NOT_SET)
+            return value
+        if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value, re.IGNORECASE):
+            raise ValueError("must be an http(s) URL without a query")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        secret = value.get_secret_value().strip() if value is not None else ""
+        if not secret:
+            if info.data.get("telegram_mode") == "webhook":
+                raise ValueError(NOT_SET)
+            return None
+        if not WEBHOOK_SECRET_PATTERN.match(secret):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return SecretStr(secret)
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.public_base_url}/telegram/webhook"
 
     @field_validator("credit_packages")
     @classmethod

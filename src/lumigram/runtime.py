@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -26,6 +27,13 @@ from lumigram.db.mapping import map_entities
 from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.db.repositories.templates import TemplateRepository
 from lumigram.db.uow import unit_of_work_factory
+from lumigram.http import (
+    HandlingOutcomeMiddleware,
+    HttpServer,
+    Metrics,
+    UpdateMetricsMiddleware,
+    create_app,
+)
 from lumigram.providers.registry import build_providers
 from lumigram.queue.inprocess import InProcessQueue
 from lumigram.services.ledger import Ledger
@@ -68,10 +76,21 @@ class BotApplication:
             self.queue,
             worker_policy(settings),
             after_failure=self.send_refunds,
+            images=self.infra.images,
         )
+        self.metrics = Metrics()
         self.dispatcher: Dispatcher = build_dispatcher(
-            self.infra, self.sessionmaker, self.i18n, self.notifier, extra_routers=extra_routers
+            self.infra,
+            self.sessionmaker,
+            self.i18n,
+            self.notifier,
+            extra_routers=extra_routers,
+            update_middlewares=(UpdateMetricsMiddleware(self.metrics), HandlingOutcomeMiddleware()),
         )
+        self.http: HttpServer | None = None
+        self._telegram_answered = False  # getMe at start
+        self._receiving = False  # polling, or the webhook set and served
+        self._stop_requested = asyncio.Event()  # stop() may come before polling starts
         self._sweeper: asyncio.Task[None] | None = None
         self._stars_sync: asyncio.Task[None] | None = None
         self._money_lock = asyncio.Lock()
@@ -84,6 +103,7 @@ class BotApplication:
         url = self.settings.database_url.get_secret_value()
         await check_database(self.engine, url)  # a few quick tries, then one line
         me = await wait_for_telegram(self.bot, self.settings.telegram_api_base)
+        self._telegram_answered = True
         log.info("%s", await apply_migrations(self.engine, url))
         log.info("starting @%s (id %s)", me.username, me.id)
         await register_commands(self.bot, self.i18n)
@@ -179,19 +199,88 @@ class BotApplication:
             await TemplateRepository(session).refresh_usage_counts()
             await session.commit()
 
+    def readiness(self) -> dict[str, bool]:
+        """For ``/readyz``, besides the database: Telegram answered getMe at start, and
+        updates are being received (polling, or the webhook set)."""
+        return {"telegram": self._telegram_answered, "bot": self._receiving}
+
+    def bind_http(self) -> HttpServer:
+        """The HTTP server on HTTP_HOST:HTTP_PORT, its port taken now (a busy one is a
+        StartupError naming HTTP_PORT); ``serve_http`` starts serving."""
+        if self.http is None:
+            self.http = HttpServer(
+                create_app(self), self.settings.http_host, self.settings.http_port
+            )
+            self.http.bind()
+        return self.http
+
+    async def serve_http(self) -> HttpServer:
+        server = self.bind_http()
+        await server.start()
+        return server
+
     async def run_polling(self, *, handle_signals: bool = True, polling_timeout: int = 25) -> None:
-        await self.dispatcher.start_polling(
-            self.bot,
-            polling_timeout=polling_timeout,
-            handle_signals=handle_signals,
-            close_bot_session=False,
+        # getUpdates is refused while a webhook is set (start_polling does not delete it).
+        await self.bot.delete_webhook()
+        if self._stop_requested.is_set():
+            return
+        self._receiving = True
+        try:
+            await self.dispatcher.start_polling(
+                self.bot,
+                polling_timeout=polling_timeout,
+                handle_signals=handle_signals,
+                close_bot_session=False,
+            )
+        finally:
+            self._receiving = False
+
+    async def run_webhook(self, *, handle_signals: bool = True) -> None:
+        """Register PUBLIC_BASE_URL/telegram/webhook and serve it (``serve_http`` first)
+        until SIGINT/SIGTERM or ``stop()``. Updates arrive at the HTTP server; this
+        process never calls its public URL itself."""
+        settings = self.settings
+        assert settings.webhook_secret is not None, "checked by the settings"
+        if settings.public_base_url.lower().startswith("http://"):
+            log.warning(
+                "PUBLIC_BASE_URL is http, not https: Telegram accepts only https webhooks "
+                "(fine for the emulator or local use)"
+            )
+        stop = self._stop_requested
+        await self.bot.set_webhook(
+            url=settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=self.dispatcher.resolve_used_update_types(),
+            max_connections=settings.webhook_max_connections,
         )
+        log.info("webhook set: %s", settings.webhook_url)
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        if handle_signals:
+            for wanted in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(wanted, stop.set)
+                    installed.append(wanted)
+        workflow = {"dispatcher": self.dispatcher, **self.dispatcher.workflow_data}
+        await self.dispatcher.emit_startup(bot=self.bot, **workflow)
+        self._receiving = True
+        try:
+            await stop.wait()
+        finally:
+            self._receiving = False
+            for wanted in installed:
+                loop.remove_signal_handler(wanted)
+            await self.dispatcher.emit_shutdown(bot=self.bot, **workflow)
+            log.info("webhook mode stopped")
 
     async def stop(self) -> None:
+        self._stop_requested.set()
         with contextlib.suppress(RuntimeError):  # raised when polling is not running
             await self.dispatcher.stop_polling()
 
     async def close(self) -> None:
+        if self.http is not None:
+            await self.http.stop()  # requests in progress are answered first
         for task in (self._sweeper, self._stars_sync):
             if task is not None:
                 task.cancel()
@@ -205,8 +294,9 @@ class BotApplication:
 
 
 async def run_bot(settings: Settings) -> None:
-    """Check, migrate, then long-poll until SIGINT/SIGTERM (which may also come while
-    start-up is still waiting for Telegram: then it stops at once, cleanly)."""
+    """Take the HTTP port, check, migrate, then long-poll (or serve the webhook) until
+    SIGINT/SIGTERM (which may also come while start-up is still waiting for Telegram:
+    then it stops at once, cleanly). The HTTP server answers from the start."""
     from lumigram.catalog import CatalogError
     from lumigram.startup import (
         StartupError,
@@ -221,10 +311,16 @@ async def run_bot(settings: Settings) -> None:
     except CatalogError as exc:
         raise StartupError(catalog_problem(exc, settings.catalog_file)) from None
     try:
+        app.bind_http()  # a busy HTTP_PORT is one line, before anything else is done
         async with interruptible() as interrupted:
+            http = await app.serve_http()
             await app.prepare()
         if interrupted.signal is None:
-            await app.run_polling()
+            log.info("HTTP server on %s", http.url)
+            if settings.telegram_mode == "webhook":
+                await app.run_webhook()
+            else:
+                await app.run_polling()
     finally:
         await app.close()
 

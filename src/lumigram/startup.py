@@ -529,5 +529,10 @@ async def interruptible() -> AsyncIterator[Interruption]:
     finally:
         for installed, old in previous.items():
             loop.remove_signal_handler(installed)
+            if state.signal is not None:
+                # Stopping already: a second signal (a supervisor repeating itself) must
+                # not kill the clean shutdown half-way.
+                loop.add_signal_handler(installed, log.info, "stopping already")
+                continue
             with contextlib.suppress(TypeError, ValueError):
                 signal.signal(installed, old)

@@ -58,6 +58,7 @@ class Lane:
             "BOT_TOKEN": self.token,
             "TELEGRAM_API_BASE": self.emulator.base_url,
             "DATABASE_URL": self.database_url,
+            "HTTP_PORT": "0",
             "FREE_TRIAL_IMAGES": "0",
             "DEMO_LATENCY": "0",
             "DEMO_IMAGE_SIZE": "64",

@@ -22,6 +22,7 @@ async def test_lumigram_run_serves_users_and_stops_on_sigterm(
         "BOT_TOKEN": token,
         "TELEGRAM_API_BASE": emulator.base_url,
         "DATABASE_URL": database_url,
+        "HTTP_PORT": "0",
         "LOG_LEVEL": "INFO",
     }
     process = await asyncio.create_subprocess_exec(
@@ -61,6 +62,7 @@ async def test_killed_mid_generation_the_job_is_delivered_once_after_restart(
         "BOT_TOKEN": token,
         "TELEGRAM_API_BASE": emulator.base_url,
         "DATABASE_URL": database_url,
+        "HTTP_PORT": "0",
         "DEMO_LATENCY": "0",
         "DEMO_IMAGE_SIZE": "128",
         "JOB_RETRY_DELAY": "0.1",

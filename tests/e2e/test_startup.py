@@ -32,7 +32,12 @@ class Result:
 
 
 def clean_env(**values: str) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "BOT_TOKEN": VALID_TOKEN, **values}
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "BOT_TOKEN": VALID_TOKEN,
+        "HTTP_PORT": "0",  # any free port: runs may overlap
+        **values,
+    }
 
 
 async def lumigram(*args: str, cwd: Path, env: dict[str, str], timeout: float = 30) -> Result:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import BaseMiddleware, Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
@@ -39,8 +39,12 @@ def build_dispatcher(
     *,
     storage: BaseStorage | None = None,
     extra_routers: Sequence[Router] = (),
+    update_middlewares: Sequence[BaseMiddleware] = (),
 ) -> Dispatcher:
-    """The dispatcher with every feature router; ``extra_routers`` (plugins, tests) go first."""
+    """The dispatcher with every feature router; ``extra_routers`` (plugins, tests) go first.
+
+    ``update_middlewares`` (metrics, the webhook's outcome) see every update first,
+    throttled ones included, and the exceptions of everything after them."""
     settings = infra.settings
     dispatcher = Dispatcher(
         storage=storage or MemoryStorage(),
@@ -53,6 +57,8 @@ def build_dispatcher(
     )
     # Outer middlewares on `update` run in registration order, after aiogram's own
     # error and user-context middlewares, so `event_from_user` is known to all.
+    for middleware in update_middlewares:
+        dispatcher.update.outer_middleware(middleware)
     dispatcher.update.outer_middleware(
         ThrottlingMiddleware(TokenBuckets(settings.throttle_rate, settings.throttle_burst), i18n)
     )

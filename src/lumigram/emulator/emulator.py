@@ -189,6 +189,20 @@ class TelegramEmulator:
             return {"url": "", "pending_update_count": len(bot.updates.pending)}
         return bot.webhook.info(len(bot.updates.pending), bot.updates.allowed_updates)
 
+    def webhook_attempts(self, token: str | None = None) -> list[tuple[int, int]]:
+        """Every webhook POST so far: (update_id, HTTP status; 0 = connection failed)."""
+        bot = self.bot(token)
+        return list(bot.webhook.attempts) if bot.webhook is not None else []
+
+    def lose_webhook_answers(self, times: int = 1, token: str | None = None) -> None:
+        """The next ``times`` 2xx answers of the webhook are lost on the way back (as a
+        timeout or a broken connection would lose them): Telegram, not knowing the
+        update arrived, delivers it again after a delay."""
+        bot = self.bot(token)
+        if bot.webhook is None:
+            raise RuntimeError("no webhook is set")
+        bot.webhook.lose_answers += times
+
     def transactions(self, token: str | None = None) -> list[dict[str, Any]]:
         return [copy_json(t) for t in self.bot(token).transactions]
 

@@ -146,6 +146,11 @@ class WebhookConfig:
     last_error_date: int | None = None
     last_error_message: str | None = None
     delivered: int = 0
+    # Every POST made: (update_id, HTTP status, or 0 when the connection failed).
+    attempts: list[tuple[int, int]] = field(default_factory=list)
+    # Answers to drop as if the connection broke after the webhook answered (a test's
+    # ``lose_webhook_answers``): Telegram then delivers the same update again.
+    lose_answers: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def info(self, pending: int, allowed: list[str]) -> dict[str, Any]:
@@ -221,10 +226,15 @@ class WebhookPusher:
                 timeout=aiohttp.ClientTimeout(total=60),
             ) as response:
                 body = await response.read()
+                self.config.attempts.append((_update_id(update), response.status))
+                if 200 <= response.status < 300 and self.config.lose_answers > 0:
+                    self.config.lose_answers -= 1
+                    return "Connection failed: the answer was lost"
                 if not 200 <= response.status < 300:
                     return f"Wrong response from the webhook: {response.status} {response.reason}"
                 content_type = response.headers.get("Content-Type", "")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.config.attempts.append((_update_id(update), 0))
             return f"Connection failed: {type(exc).__name__}: {exc}"
         if body.strip():
             try:
