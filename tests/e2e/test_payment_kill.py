@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sqlalchemy import select
 from lumigram.db import tables
 from lumigram.db.engine import create_engine
 from lumigram.emulator import ChatMessage, FloodLimits, SimUser, TelegramEmulator
+from tests.processes import DEVNULL, start_lumigram
 
 ROUNDS = int(os.environ.get("LUMIGRAM_KILL_ROUNDS", "50"))
 KILL_WITHIN = 0.2  # seconds after the payment update is handed to the bot
@@ -70,15 +70,12 @@ class Lane:
             "LOG_LEVEL": "WARNING",
         }
         self.folder.mkdir(exist_ok=True)
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "lumigram",
+        self.process = await start_lumigram(
             "run",
             cwd=self.folder,
             env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stdout=DEVNULL,
+            stderr=DEVNULL,
         )
 
     async def kill(self) -> None:

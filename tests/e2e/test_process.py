@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 from lumigram.emulator import FloodLimits, TelegramEmulator
+from tests.processes import DEVNULL, PIPE, STDOUT, start_lumigram
 
 
 async def test_lumigram_run_serves_users_and_stops_on_sigterm(
@@ -25,15 +25,12 @@ async def test_lumigram_run_serves_users_and_stops_on_sigterm(
         "HTTP_PORT": "0",
         "LOG_LEVEL": "INFO",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lumigram",
+    process = await start_lumigram(
         "run",
         cwd=tmp_path,
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdout=PIPE,
+        stderr=STDOUT,
     )
     try:
         user = emulator.user(user_id=1234, first_name="Proc", language_code="ru")
@@ -70,15 +67,12 @@ async def test_killed_mid_generation_the_job_is_delivered_once_after_restart(
     }
 
     async def start() -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "lumigram",
+        return await start_lumigram(
             "run",
             cwd=tmp_path,
             env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stdout=DEVNULL,
+            stderr=DEVNULL,
         )
 
     first = await start()

@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import socket
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from lumigram.emulator import FloodLimits, TelegramEmulator
 from tests.conftest import VALID_TOKEN
+from tests.processes import PIPE, STDOUT, start_lumigram
 
 PASSWORD = "pw-s3cret-never-shown"
 
@@ -41,15 +41,12 @@ def clean_env(**values: str) -> dict[str, str]:
 
 
 async def lumigram(*args: str, cwd: Path, env: dict[str, str], timeout: float = 30) -> Result:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lumigram",
+    process = await start_lumigram(
         *args,
         cwd=cwd,
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdout=PIPE,
+        stderr=PIPE,
     )
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=timeout)
@@ -185,15 +182,12 @@ async def test_a_token_telegram_rejects_and_an_unreachable_telegram(tmp_path: Pa
 
 
 async def start_run(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lumigram",
+    return await start_lumigram(
         "run",
         cwd=cwd,
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdout=PIPE,
+        stderr=STDOUT,
     )
 
 

@@ -6,12 +6,12 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import httpx
 
 from lumigram.emulator import FloodLimits, TelegramEmulator
+from tests.processes import PIPE, STDOUT, start_lumigram
 
 
 def free_port() -> int:
@@ -41,15 +41,12 @@ async def test_lumigram_run_serves_healthz_on_the_configured_port(
     await emulator.start(host="127.0.0.1", port=0)
     token = emulator.create_bot(username="http_bot", first_name="Http")
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lumigram",
+    process = await start_lumigram(
         "run",
         cwd=tmp_path,
         env=environment(emulator, token, database_url, port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdout=PIPE,
+        stderr=STDOUT,
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
@@ -89,15 +86,12 @@ async def test_a_busy_http_port_stops_start_up_with_one_line(
         taken.listen(1)
         port = int(taken.getsockname()[1])
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "lumigram",
+            process = await start_lumigram(
                 "run",
                 cwd=tmp_path,
                 env=environment(emulator, token, database_url, port),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdout=PIPE,
+                stderr=PIPE,
             )
             _, errors = await asyncio.wait_for(process.communicate(), timeout=30)
         finally:
