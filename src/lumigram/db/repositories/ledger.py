@@ -160,6 +160,13 @@ class LedgerRepository:
         return list(result)
 
     async def discrepancies(self) -> list[str]:
+        """Every check reads one snapshot: on PostgreSQL (READ COMMITTED by default) each
+        statement would otherwise see what committed since the one before, and a capture
+        committing in between (a running bot) would look like a difference."""
+        if not self._session.in_transaction() and self._session.get_bind().dialect.name == (
+            "postgresql"
+        ):
+            await self._session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         problems: list[str] = []
         sums = (
             select(L.user_id, L.account, func.sum(L.amount).label("total"))
