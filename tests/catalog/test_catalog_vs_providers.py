@@ -139,7 +139,7 @@ def _job(model: ModelSpec, settings: dict[str, Any]) -> Job:
     now = datetime(2026, 5, 1, tzinfo=UTC)
     return Job(
         user_id=1,
-        chat_id=1,
+        reply_to=str(1),
         language="en",
         model_id=model.id,
         provider=model.provider,

@@ -41,7 +41,7 @@ async def add_job(sessions: Sessions, user_id: int) -> int:
         result = await session.execute(
             tables.jobs.insert().values(
                 user_id=user_id,
-                chat_id=user_id,
+                reply_to=str(user_id),
                 language="en",
                 model_id="demo",
                 provider="demo",

@@ -380,7 +380,7 @@ class World:
         _, subscribed = await money.subscriptions.entitlement(user_id)
         job = Job(
             user_id=user_id,
-            chat_id=user_id,
+            reply_to=str(user_id),
             language="en",
             model_id="demo",
             provider="demo",

@@ -23,7 +23,7 @@ async def test_usage_counts_follow_the_jobs(sessionmaker: async_sessionmaker[Asy
             await session.execute(
                 tables.jobs.insert().values(
                     user_id=1,
-                    chat_id=1,
+                    reply_to=str(1),
                     language="en",
                     model_id="demo",
                     provider="demo",

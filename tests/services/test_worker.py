@@ -30,7 +30,18 @@ from lumigram.db.repositories.jobs import JobRepository
 from lumigram.db.repositories.users import UserRepository
 from lumigram.db.uow import SqlUnitOfWork, unit_of_work_factory
 from lumigram.domain.generation import TaskState
-from lumigram.domain.jobs import ErrorClass, Job, JobStatus, JobStep, ResultFile, RetryRules
+from lumigram.domain.jobs import (
+    Channel,
+    ErrorClass,
+    Job,
+    JobEvent,
+    JobEventKind,
+    JobStatus,
+    JobStep,
+    Origin,
+    ResultFile,
+    RetryRules,
+)
 from lumigram.domain.users import User
 from lumigram.fakes import replicate as fake_replicate
 from lumigram.fakes.base import Fault
@@ -56,6 +67,7 @@ KEY = "r8_TEST_worker_token_0123456789"
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 USER_ID = 4242
 CHAT_ID = 4242
+ORIGIN = Origin(Channel.TELEGRAM, str(CHAT_ID))
 FAST_RULES = RetryRules(
     max_attempts=4,
     base_backoff=0.5,
@@ -105,45 +117,27 @@ class RecordingBilling:
 
 
 class RecordingNotifier:
-    """Implements ports.JobNotifier by remembering every call."""
+    """Implements ports.JobEvents (a channel) by remembering every event."""
 
     def __init__(self) -> None:
-        self.texts: list[tuple[int | None, str]] = []
-        self.shown: list[tuple[int | None, str]] = []
+        self.shown: list[tuple[int | None, float | None]] = []
         self.deliveries: list[tuple[int | None, list[tuple[ResultFile, bytes]]]] = []
         self.failures: list[tuple[int | None, str | None, str | None]] = []
         self.cancellations: list[int | None] = []
-        self._next_message = 900
+        self.events: list[tuple[JobEventKind, int | None]] = []
 
-    def progress_text(self, job: Job) -> str:
-        percent = None if job.progress is None else round(job.progress * 100)
-        text = f"job {job.id}: generating ({percent}%)"
-        self.texts.append((job.id, text))
-        return text
-
-    async def show_progress(self, job: Job, text: str) -> int | None:
-        self.shown.append((job.id, text))
-        if job.status_message_id is None:
-            self._next_message += 1
-            return self._next_message
-        return None
-
-    async def deliver(self, job: Job, outputs: list[tuple[ResultFile, bytes]]) -> list[ResultFile]:
-        self.deliveries.append((job.id, list(outputs)))
-        return [
-            dataclasses.replace(
-                result,
-                photo_file_id=f"photo-{job.id}-{index}",
-                document_file_id=f"doc-{job.id}-{index}",
-            )
-            for index, (result, _) in enumerate(outputs)
-        ]
-
-    async def failed(self, job: Job) -> None:
-        self.failures.append((job.id, job.error_class, job.user_error))
-
-    async def cancelled(self, job: Job) -> None:
-        self.cancellations.append(job.id)
+    async def publish(self, event: JobEvent) -> None:
+        job = event.job
+        self.events.append((event.kind, job.id))
+        match event.kind:
+            case JobEventKind.PROGRESSED:
+                self.shown.append((job.id, job.progress))
+            case JobEventKind.SUCCEEDED:
+                self.deliveries.append((job.id, list(event.outputs)))
+            case JobEventKind.FAILED:
+                self.failures.append((job.id, job.error_class, job.user_error))
+            case JobEventKind.CANCELLED:
+                self.cancellations.append(job.id)
 
 
 class RecordingDispatcher:
@@ -252,7 +246,7 @@ class World:
         user = user or await self.register()
         async with self.sessionmaker() as session:
             service = self.generation(session)
-            queued = await service.queue(user, CHAT_ID, draft)
+            queued = await service.queue(user, draft, ORIGIN)
             await service.start(queued.job)
         return queued.job
 
@@ -383,7 +377,6 @@ async def test_demo_job_succeeds_stores_delivers_once_and_captures(world: World)
     assert len(outputs) == 2
     results = stored.results
     assert [r.key for r in results] == [f"results/{job.id}/0.png", f"results/{job.id}/1.png"]
-    assert [r.photo_file_id for r in results] == [f"photo-{job.id}-0", f"photo-{job.id}-1"]
     for result, (sent, data) in zip(results, outputs, strict=True):
         assert result.mime_type == "image/png"
         assert (result.width, result.height) == (64, 64)
@@ -396,19 +389,22 @@ async def test_demo_job_succeeds_stores_delivers_once_and_captures(world: World)
 
     assert world.billing.calls == [("reserve", job.id, 2), ("capture", job.id, 2)]
     assert world.notifier.failures == []
-    # The status message was shown once, and its id remembered; the text was recorded first.
+    # Progress went out once (the status message is the channel's business), then the
+    # result, and the job's events came in order.
     assert len(world.notifier.shown) == 1
-    assert stored.status_message_id == 901
-    assert stored.status_text == world.notifier.shown[0][1]
+    assert [kind for kind, _ in world.notifier.events] == [
+        JobEventKind.PROGRESSED,
+        JobEventKind.SUCCEEDED,
+    ]
 
     async with world.sessionmaker() as session:
         service = world.generation(session)
         history = await service.history(USER_ID)
-        resend = await service.results_for_resend(USER_ID, job.id or 0)
+        delivered = await service.delivered(USER_ID, job.id or 0)
         assert await service.active_jobs(USER_ID) == []
     assert [j.id for j in history] == [job.id]
-    assert resend is not None
-    assert [data for _, data in resend[1]] == [None, None]  # known file ids: nothing re-uploaded
+    assert delivered is not None
+    assert delivered.id == job.id
 
     # Nothing is left for a sweeper, and a late duplicate dispatch does nothing.
     assert await runner.sweep() == 0
@@ -571,7 +567,7 @@ async def _queue_concurrently(world: World, count: int, max_active_jobs: int) ->
     try:
         services = [world.generation(s, max_active_jobs=max_active_jobs) for s in sessions]
         return await asyncio.gather(
-            *(service.queue(user, CHAT_ID, DEMO_DRAFT) for service in services),
+            *(service.queue(user, DEMO_DRAFT, ORIGIN) for service in services),
             return_exceptions=True,
         )
     finally:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+READ_ONLY = "lumigram_read_only"  # execution option of the read-only sessions
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -52,9 +53,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read transaction (see ``create_sessionmaker(read_only=True)``) takes no write
+        # lock: under WAL it reads one snapshot while writers go on.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for work that writes, or (``read_only``) for reads: on SQLite those begin
+    a deferred transaction that takes no write lock (never write in one: upgrading
+    the lock can meet "database is locked")."""
     # expire_on_commit=False: handlers render objects after the service committed.
-    return async_sessionmaker(engine, expire_on_commit=False)
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return async_sessionmaker(bind, expire_on_commit=False)

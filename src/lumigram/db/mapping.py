@@ -10,6 +10,7 @@ from sqlalchemy.orm import registry
 
 from lumigram.db import tables
 from lumigram.db.base import metadata
+from lumigram.domain.api_keys import ApiKey
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.jobs import Job
 from lumigram.domain.money import Hold, LedgerEntry, Payment, RefundRequest
@@ -34,4 +35,5 @@ def map_entities() -> None:
     mapper_registry.map_imperatively(Payment, tables.payments)
     mapper_registry.map_imperatively(Subscription, tables.subscriptions)
     mapper_registry.map_imperatively(RefundRequest, tables.refund_requests)
+    mapper_registry.map_imperatively(ApiKey, tables.api_keys)
     _mapped = True

@@ -20,6 +20,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+MIGRATION_LOCK = 0x4C756D69  # "Lumi": the advisory lock key of migrations
+
 
 def alembic_config() -> Config:
     config = Config()
@@ -65,6 +67,10 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> UpgradeResult:
 
     with quiet_alembic():
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Processes started together (bot, worker, api) migrate one at a time:
+                # the others wait here, then find nothing left to do. Held until commit.
+                await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             return await connection.run_sync(_run)
 
 

@@ -20,7 +20,8 @@ from sqlalchemy import (
     true,
 )
 
-from lumigram.db.base import UTCDateTime, metadata
+from lumigram.db.base import EnumText, UTCDateTime, metadata
+from lumigram.domain.jobs import Channel, JobStatus, JobStep
 
 users = Table(
     "users",
@@ -79,7 +80,14 @@ jobs = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
-    Column("chat_id", BigInteger, nullable=False),
+    # Through which way in the job was asked for, and that channel's address (a chat id,
+    # an API key id); the channels keep their own message and file ids in their tables.
+    Column("channel", EnumText(Channel), nullable=False, server_default="telegram"),
+    Column("reply_to", String(64), nullable=False, server_default=""),
+    Column("api_key_id", Integer),  # an API job's key (keys are revoked, never deleted)
+    Column("callback_url", String(2048)),
+    Column("idempotency_key", String(128)),
+    Column("request_hash", String(64)),
     Column("language", String(8), nullable=False),
     Column("model_id", String(64), nullable=False),
     Column("provider", String(32), nullable=False),
@@ -90,8 +98,8 @@ jobs = Table(
     Column("final_prompt", Text, nullable=False),
     Column("settings", JSON, nullable=False),
     Column("reference_files", JSON, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("step", String(16), nullable=False),
+    Column("status", EnumText(JobStatus), nullable=False),
+    Column("step", EnumText(JobStep), nullable=False),
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("provider_job_id", String(128)),
     Column("progress", Float),
@@ -104,9 +112,6 @@ jobs = Table(
     Column("error_class", String(32)),
     Column("error_message", Text),
     Column("user_error", Text),
-    Column("status_message_id", BigInteger),
-    # The text the status message shows now, so a restarted worker never re-sends it.
-    Column("status_text", String(256)),
     Column("result_files", JSON, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
@@ -116,6 +121,44 @@ jobs = Table(
     Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
     # The sweeper's query: active jobs that are due.
     Index("ix_jobs_status_next_attempt_at", "status", "next_attempt_at"),
+    # A retried API request with the same Idempotency-Key finds its job.
+    Index("ix_jobs_api_key_id_idempotency_key", "api_key_id", "idempotency_key", unique=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("signing_secret", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
+    Index("ix_api_keys_user_id", "user_id"),
+)
+
+# --- the Telegram channel's own ids -----------------------------------------------
+
+telegram_job_messages = Table(
+    "telegram_job_messages",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("status_message_id", BigInteger),
+    # The text the status message shows now, so a restarted worker never re-sends it.
+    Column("status_text", String(256)),
+)
+
+telegram_files = Table(
+    "telegram_files",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("photo_file_id", String(256)),
+    Column("document_file_id", String(256)),
 )
 
 # --- money ------------------------------------------------------------------------

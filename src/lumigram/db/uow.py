@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 
 from lumigram.db.repositories.jobs import JobRepository
 from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.db.repositories.templates import TemplateRepository
 from lumigram.db.repositories.users import UserRepository
 from lumigram.services.ports import Billing, UnitOfWork, UnitOfWorkFactory
+from lumigram.services.unit import unit
 
 
 class SqlUnitOfWork:
@@ -26,6 +27,10 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         await self.session.commit()
 
+    def begin_nested(self) -> AsyncSessionTransaction:
+        """A savepoint: the unit of work of a use case undoes its writes to it."""
+        return self.session.begin_nested()
+
     async def rollback(self) -> None:
         await self.session.rollback()
 
@@ -34,11 +39,15 @@ def unit_of_work_factory(
     sessionmaker: async_sessionmaker[AsyncSession],
     billing_for: Callable[[AsyncSession], Billing],
 ) -> UnitOfWorkFactory:
-    """A factory of units of work, each with its own session (for workers)."""
+    """A factory of units of work, each with its own session (for workers): each
+    ``async with`` block is one transaction, committed when it ends."""
 
     @asynccontextmanager
     async def open_unit() -> AsyncIterator[UnitOfWork]:
+        """One unit of work: commits when the block ends, undone if it raises."""
         async with sessionmaker() as session:
-            yield SqlUnitOfWork(session, billing_for(session))
+            uow = SqlUnitOfWork(session, billing_for(session))
+            async with unit(uow):
+                yield uow
 
     return open_unit

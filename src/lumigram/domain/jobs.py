@@ -6,7 +6,11 @@ no step holds a worker for long and a crash loses at most one step:
 
     SUBMIT  -> send the request to the provider (asynchronous providers give a job id)
     POLL    -> ask the provider how it is going, with back-off, until it is finished
-    DELIVER -> the results are stored; send them to the user in chat
+    DELIVER -> the results are stored; hand them to the job's channel
+
+A job knows who asked and through which channel (a Telegram chat, an API key, the
+admin panel), never a channel's own ids: progress and results go out as ``JobEvent``s
+and each channel's adapter keeps its own message and file ids.
 """
 
 from __future__ import annotations
@@ -36,6 +40,26 @@ class JobStatus(StrEnum):
 
 
 ACTIVE_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
+
+
+class Channel(StrEnum):
+    """Through which way in a job was asked for, and so where its events go."""
+
+    TELEGRAM = "telegram"
+    API = "api"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who asked, where to: the channel and its address (a chat, an API key's id)."""
+
+    channel: Channel
+    reply_to: str
+    api_key_id: int | None = None
+    callback_url: str | None = None  # API: the result is POSTed here, signed
+    idempotency_key: str | None = None  # API: a retry with the same key gets the same job
+    request_hash: str | None = None  # what the idempotency key was first used for
 
 
 class JobStep(StrEnum):
@@ -84,14 +108,12 @@ class RetryRules:
 
 @dataclass(frozen=True, slots=True)
 class ResultFile:
-    """One delivered output: where it is stored, and Telegram's ids once sent."""
+    """One output: where it is stored and what it is (channels keep their own ids)."""
 
     key: str
     mime_type: str
     width: int | None = None
     height: int | None = None
-    photo_file_id: str | None = None
-    document_file_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,8 +121,6 @@ class ResultFile:
             "mime_type": self.mime_type,
             "width": self.width,
             "height": self.height,
-            "photo_file_id": self.photo_file_id,
-            "document_file_id": self.document_file_id,
         }
 
     @classmethod
@@ -110,15 +130,12 @@ class ResultFile:
             mime_type=str(data["mime_type"]),
             width=data.get("width"),
             height=data.get("height"),
-            photo_file_id=data.get("photo_file_id"),
-            document_file_id=data.get("document_file_id"),
         )
 
 
 @dataclass(eq=False)
 class Job:
     user_id: int
-    chat_id: int
     language: str
     model_id: str
     provider: str
@@ -132,8 +149,14 @@ class Job:
     settings: dict[str, Any] = field(default_factory=dict)
     reference_files: list[str] = field(default_factory=list)
     template_id: int | None = None
-    status: str = JobStatus.QUEUED.value
-    step: str = JobStep.SUBMIT.value
+    channel: Channel = Channel.TELEGRAM
+    reply_to: str = ""  # the channel's address: a Telegram chat id, an API key id
+    api_key_id: int | None = None
+    callback_url: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    status: JobStatus = JobStatus.QUEUED
+    step: JobStep = JobStep.SUBMIT
     priority: int = 0
     provider_job_id: str | None = None
     progress: float | None = None
@@ -147,8 +170,6 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     delivered_at: datetime | None = None
-    status_message_id: int | None = None
-    status_text: str | None = None
     result_files: list[dict[str, Any]] = field(default_factory=list)
     id: int | None = None
 
@@ -157,9 +178,103 @@ class Job:
         return JobStatus(self.status)
 
     @property
+    def origin(self) -> Origin:
+        return Origin(
+            self.channel, self.reply_to, self.api_key_id, self.callback_url, self.idempotency_key
+        )
+
+    @property
     def results(self) -> list[ResultFile]:
         return [ResultFile.from_json(item) for item in self.result_files]
 
     def past_deadline(self, now: datetime, rules: RetryRules) -> bool:
         start = self.started_at or self.created_at
         return now - start > rules.deadline
+
+    # --- state changes of a claimed job; saved with the lease check (fields below) ---
+    def _release(self, now: datetime, delay: float) -> None:
+        self.lease_token = None
+        self.lease_expires_at = None
+        self.next_attempt_at = now + timedelta(seconds=delay)
+        self.updated_at = now
+
+    def wait_for_provider(
+        self, now: datetime, *, provider_job_id: str | None, progress: float | None, delay: float
+    ) -> None:
+        """The provider is working on it: poll again after ``delay`` seconds."""
+        self.step = JobStep.POLL
+        self.provider_job_id = provider_job_id or self.provider_job_id
+        self.progress = progress
+        self.polls += 1
+        self._release(now, delay)
+
+    def retry(self, now: datetime, *, delay: float, resubmit: bool) -> None:
+        """A transient failure: try again after ``delay`` (a new provider job if
+        ``resubmit`` or the submit itself failed)."""
+        self.attempts += 1
+        if resubmit or self.step == JobStep.SUBMIT:
+            self.step, self.provider_job_id, self.polls = JobStep.SUBMIT, None, 0
+        self._release(now, delay)
+
+    def collected(self, now: datetime, results: list[ResultFile]) -> None:
+        """The outputs are stored: next, deliver them (the lease is kept)."""
+        self.step = JobStep.DELIVER
+        self.progress = 1.0
+        self.result_files = [result.to_json() for result in results]
+        self.updated_at = now
+
+    def succeed(self, now: datetime) -> None:
+        self.status, self.step = JobStatus.SUCCEEDED, JobStep.DONE
+        self.delivered_at = self.finished_at = now
+        self.lease_token = self.lease_expires_at = None
+        self.updated_at = now
+
+    def fail(
+        self, now: datetime, error_class: ErrorClass, message: str, user_error: str | None
+    ) -> None:
+        self.status = JobStatus.FAILED
+        self.error_class, self.error_message = error_class.value, message[:2000]
+        self.user_error = user_error
+        self.finished_at = now
+        self.lease_token = self.lease_expires_at = None
+        self.updated_at = now
+
+
+# What a worker's step may change: written together, only while its lease holds.
+STEP_FIELDS = (
+    "status",
+    "step",
+    "provider_job_id",
+    "progress",
+    "attempts",
+    "polls",
+    "next_attempt_at",
+    "lease_expires_at",
+    "lease_token",
+    "error_class",
+    "error_message",
+    "user_error",
+    "finished_at",
+    "delivered_at",
+    "result_files",
+    "updated_at",
+)
+
+
+class JobEventKind(StrEnum):
+    QUEUED = "queued"
+    PROGRESSED = "progressed"
+    SUCCEEDED = "succeeded"  # published before the job is marked succeeded (at least once)
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """What happened to a job, for whichever channel it came through."""
+
+    kind: JobEventKind
+    job: Job
+    outputs: tuple[tuple[ResultFile, bytes], ...] = ()  # SUCCEEDED: the stored results
+    position: int = 0  # QUEUED: place in the queue

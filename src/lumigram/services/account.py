@@ -8,6 +8,7 @@ from lumigram.domain.money import Account, EntryKind, Payment
 from lumigram.services.ledger import Ledger
 from lumigram.services.ports import PaymentGateway, TransactionManager, UserGateway
 from lumigram.services.subscriptions import SubscriptionService, SubscriptionView
+from lumigram.services.unit import use_case
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +42,20 @@ class AccountService:
         self._subscriptions = subscriptions
         self._tx = tx
 
+    @use_case
     async def balances(self, user_id: int) -> dict[str, int]:
-        balances = await self._ledger.balances(user_id)
-        await self._tx.commit()
-        return balances
+        return await self._ledger.balances(user_id)
 
+    @use_case
     async def referrals(self, user_id: int) -> ReferralStats:
-        stats = ReferralStats(
+        return ReferralStats(
             invited=await self._users.count_referred(user_id),
             earned=await self._ledger.total(
                 user_id, (EntryKind.REFERRAL_BONUS, EntryKind.REFERRAL_REVERSAL)
             ),
         )
-        await self._tx.commit()
-        return stats
 
+    @use_case
     async def overview(self, user_id: int, payments: int = 5) -> Overview:
         balances = await self._ledger.balances(user_id)
         recent = await self._payments.recent_for_user(user_id, payments)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lumigram.catalog import Catalog, ModelSpec, SettingsError
-from lumigram.domain.jobs import COLORING, Job, JobStatus, JobStep, ResultFile
+from lumigram.domain.jobs import (
+    COLORING,
+    Job,
+    JobEvent,
+    JobEventKind,
+    JobStatus,
+    JobStep,
+    Origin,
+)
 from lumigram.domain.media import InvalidImage
 from lumigram.domain.money import Account, Funding, Package, choose_funding
 from lumigram.domain.pricing import custom_surcharge, invoice_stars
@@ -23,10 +31,12 @@ from lumigram.services.ports import (
     ImageProcessor,
     ImageProvider,
     JobDispatcher,
+    JobEvents,
     Price,
     UnitOfWork,
 )
 from lumigram.services.subscriptions import SubscriptionService
+from lumigram.services.unit import Transactional, use_case
 
 # Without a subscription service (tests of the conversation alone) nothing is restricted.
 FREE_FOR_ALL = Perks(max_outputs=4, max_active_jobs=20, premium_models=True, priority=0)
@@ -103,10 +113,11 @@ class Queued:
     job: Job
     position: int  # 0 while it waits for payment
     stars_due: int = 0  # > 0: nothing to pay with; an invoice for this many Stars
+    replayed: bool = False  # the idempotency key was seen before: the job it made then
 
     @property
     def awaiting_payment(self) -> bool:
-        return self.job.status == JobStatus.AWAITING_PAYMENT.value
+        return self.job.status == JobStatus.AWAITING_PAYMENT
 
 
 class PerkRequiredError(Exception):
@@ -122,6 +133,21 @@ class ActiveJobLimitError(Exception):
     def __init__(self, active: list[Job]) -> None:
         super().__init__("active job limit reached")
         self.active = active
+
+
+class PaymentRequiredError(Exception):
+    """Nothing pays for the request (trial, allowance, credits) and no invoice is offered
+    (the API): nothing was created."""
+
+    def __init__(self, credits_needed: int, balance: int, stars: int) -> None:
+        super().__init__("payment required")
+        self.credits_needed = credits_needed
+        self.credits = balance  # the user's credit balance
+        self.stars = stars  # what an invoice in the bot would cost
+
+
+class IdempotencyConflictError(Exception):
+    """The idempotency key was used before for a different request."""
 
 
 class DraftError(ValueError):
@@ -147,8 +173,14 @@ class GenerationService:
         subscriptions: SubscriptionService | None = None,
         *,
         images: ImageProcessor,
+        events: JobEvents | None = None,
+        schedule: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
     ) -> None:
         self._images = images  # Pillow work, run in a thread
+        self._events = events  # the job's channel is told (e.g. of a cancel)
+        # Follow-ups (dispatch, events) run once the entry point's scope is done; without
+        # a scope (tests of the service alone) they run at once.
+        self._schedule = schedule
         self._subscriptions = subscriptions
         self._uow = uow
         self._catalog = catalog
@@ -157,6 +189,11 @@ class GenerationService:
         self._dispatcher = dispatcher
         self.policy = policy
         self._clock = clock
+        self._pending: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def _tx(self) -> Transactional:
+        return self._uow
 
     # --- choices -------------------------------------------------------------
     def models(self) -> list[ModelSpec]:
@@ -170,20 +207,19 @@ class GenerationService:
         spec = self._catalog.get(model_id)
         return spec if spec is not None and spec in self.models() else None
 
+    @use_case
     async def templates(self) -> list[Template]:
-        templates = await self._uow.templates.list_active()
-        await self._uow.commit()
-        return templates
+        return await self._uow.templates.list_active()
 
     def clean_prompt(self, text: str | None) -> str:
         return clean_prompt(text, self.policy.max_prompt_length)
 
+    @use_case
     async def quote(self, draft: Draft) -> Quote:
         model = self.model(draft.model_id)
         if model is None:
             raise DraftError("model")
         template = await self._uow.templates.get_by_slug(draft.template_slug)
-        await self._uow.commit()
         if template is None or not template.is_active:
             raise DraftError("template")
         requested = {**draft.settings, "reference_images": len(draft.reference_keys)}
@@ -211,9 +247,9 @@ class GenerationService:
             return replace(FREE_FOR_ALL, max_active_jobs=self.policy.max_active_jobs), False
         return await self._subscriptions.entitlement(user_id)
 
+    @use_case
     async def perks(self, user_id: int) -> Perks:
         perks, _ = await self._entitlement(user_id)
-        await self._uow.commit()
         return perks
 
     def premium_tiers(self) -> tuple[Tier, ...]:
@@ -233,13 +269,13 @@ class GenerationService:
         perks = await self.perks(user_id)
         return ModelAccess(perks.allows_model(model.premium), self.premium_tiers())
 
+    @use_case
     async def funding_preview(self, user_id: int, quote: Quote) -> tuple[Funding | None, int]:
         """How the job would be paid if confirmed now, and what is left in that account
         (the credit balance when it would need an invoice)."""
         _, subscribed = await self._entitlement(user_id)
         subscribed = subscribed and quote.standard
         balances = await self._uow.ledger.balances(user_id)
-        await self._uow.commit()
         funding = choose_funding(
             outputs=quote.outputs,
             credit_price=quote.price,
@@ -279,27 +315,33 @@ class GenerationService:
         return job.results[index].key
 
     # --- queueing --------------------------------------------------------------
+    @use_case
     async def queue(
-        self, user: User, chat_id: int, draft: Draft, *, status_message_id: int | None = None
+        self, user: User, draft: Draft, origin: Origin, *, invoice: bool = True
     ) -> Queued:
-        """Create the job (at most ``max_active_jobs`` per user, enforced in the database)."""
+        """Confirm a generation: create the job (at most ``max_active_jobs`` per user,
+        enforced in the database) paid from trial, allowance or credits, or waiting for
+        a Stars invoice (``invoice``; otherwise ``PaymentRequiredError``). One
+        transaction; the hand-over to a worker is scheduled as a follow-up."""
+        user_id = user.id  # a rollback below expires ``user`` if it is of this session
         quote = await self.quote(draft)
         prompt = self.clean_prompt(draft.prompt)
         now = self._clock()
-        await self._uow.jobs.lock_user(user.id)
+        await self._uow.jobs.lock_user(user_id)
+        replayed = await self.replay(origin)
+        if replayed is not None:
+            return replayed
         perks, subscribed = await self._entitlement(user.id)
         if not perks.allows_model(quote.model.premium):
-            await self._uow.commit()
             raise PerkRequiredError("premium")
         if quote.outputs > perks.max_outputs:
-            await self._uow.commit()
             raise PerkRequiredError("outputs", perks.max_outputs)
         active = await self._uow.jobs.active_for_user(user.id)
         if len(active) >= perks.max_active_jobs:
-            await self._uow.commit()
             raise ActiveJobLimitError(active)
-        # A new request replaces one still waiting for payment: its invoice goes stale.
-        await self._uow.jobs.cancel_awaiting_payment(user.id, now=now)
+        if invoice:
+            # A new request replaces one still waiting for payment: its invoice goes stale.
+            await self._uow.jobs.cancel_awaiting_payment(user.id, now=now)
         template = quote.template
         settings = dict(quote.settings)
         if "seed" not in settings and quote.model.capabilities.seed:
@@ -308,7 +350,6 @@ class GenerationService:
             settings[COLORING] = True
         job = Job(
             user_id=user.id,
-            chat_id=chat_id,
             language=user.language,
             model_id=quote.model.id,
             provider=quote.model.provider,
@@ -319,12 +360,17 @@ class GenerationService:
             final_prompt=template.render(prompt),
             settings=settings,
             reference_files=list(draft.reference_keys),
-            status=JobStatus.QUEUED.value,
-            step=JobStep.SUBMIT.value,
+            channel=origin.channel,
+            reply_to=origin.reply_to,
+            api_key_id=origin.api_key_id,
+            callback_url=origin.callback_url,
+            idempotency_key=origin.idempotency_key,
+            request_hash=origin.request_hash,
+            status=JobStatus.QUEUED,
+            step=JobStep.SUBMIT,
             created_at=now,
             updated_at=now,
             next_attempt_at=now,
-            status_message_id=status_message_id,
             result_files=[],
             priority=perks.priority,
         )
@@ -333,68 +379,106 @@ class GenerationService:
             quote.outputs, quote.price, quote.stars, use_allowance=subscribed and quote.standard
         )
         if not await self._uow.billing.reserve(job, price):
-            job.status = JobStatus.AWAITING_PAYMENT.value
-            await self._uow.commit()
+            if not invoice:  # raising rolls the job back
+                balances = await self._uow.ledger.balances(user_id)
+                raise PaymentRequiredError(
+                    quote.price, balances[Account.CREDITS.value], quote.stars
+                )
+            job.status = JobStatus.AWAITING_PAYMENT
             return Queued(job, 0, stars_due=quote.stars)
         position = await self._uow.jobs.queue_position(job)
-        await self._uow.commit()
+        self._later(lambda: self._announce_and_start(job, position))
         return Queued(job, position)
 
-    async def set_status_message(self, job: Job, message_id: int) -> None:
-        """Remember the chat message that shows the job's progress."""
-        stored = await self._uow.jobs.get(job.id or 0)
-        if stored is not None:
-            stored.status_message_id = message_id
-        job.status_message_id = message_id
-        await self._uow.commit()
+    async def _announce_and_start(self, job: Job, position: int) -> None:
+        if self._events is not None:
+            await self._events.publish(JobEvent(JobEventKind.QUEUED, job, position=position))
+        await self.start(job)
+
+    @use_case
+    async def replay(self, origin: Origin) -> Queued | None:
+        """The job an API request with this idempotency key made before (None: the key
+        is new); ``IdempotencyConflictError`` if it was made for a different request."""
+        if origin.idempotency_key is None or origin.api_key_id is None:
+            return None
+        seen = await self._uow.jobs.by_idempotency_key(origin.api_key_id, origin.idempotency_key)
+        if seen is None:
+            return None
+        if seen.request_hash != origin.request_hash:
+            raise IdempotencyConflictError(origin.idempotency_key)
+        return Queued(seen, await self.queue_position(seen), replayed=True)
+
+    def _later(self, followup: Callable[[], Awaitable[None]]) -> None:
+        if self._schedule is not None:
+            self._schedule(followup)
+        else:
+            self._pending.append(followup)
+
+    async def run_pending(self) -> None:
+        """Without a scope (tests of the service alone): run what was scheduled."""
+        while self._pending:
+            await self._pending.pop(0)()
+
+    @use_case
+    async def queue_position(self, job: Job) -> int:
+        """Place in the queue of a queued job (0 otherwise)."""
+        if job.status != JobStatus.QUEUED:
+            return 0
+        return await self._uow.jobs.queue_position(job)
 
     async def start(self, job: Job) -> None:
         """Hand the queued job to a worker. (Were this lost, the sweeper would find the job.)"""
         assert job.id is not None
-        if job.status == JobStatus.AWAITING_PAYMENT.value:
+        if job.status == JobStatus.AWAITING_PAYMENT:
             return
         await self._dispatcher.dispatch(job.id, priority=job.priority)
 
+    @use_case
     async def cancel_unpaid(self, user_id: int) -> int:
         """Drop the user's generations waiting for payment (their invoices go stale)."""
-        cancelled = await self._uow.jobs.cancel_awaiting_payment(user_id, now=self._clock())
-        await self._uow.commit()
-        return cancelled
+        return await self._uow.jobs.cancel_awaiting_payment(user_id, now=self._clock())
 
     async def cancel(self, user_id: int, job_id: int | None = None) -> Job | None:
-        """Cancel the user's job (their active one if no id); the hold is released."""
+        """Cancel the user's job (their active one if no id); the hold is released, the
+        provider is asked to stop, and the job's channel is told."""
+        job = await self._cancel_job(user_id, job_id)
+        if job is None:
+            return None
+        if job.provider_job_id:  # after the commit: no transaction open during the call
+            provider = self._providers.get(job.provider)
+            if provider is not None:
+                await provider.cancel(job.provider_job_id)
+        events = self._events
+        if events is not None:  # after the entry point's answer (e.g. a slow callback URL)
+            self._later(lambda: events.publish(JobEvent(JobEventKind.CANCELLED, job)))
+        return job
+
+    @use_case
+    async def _cancel_job(self, user_id: int, job_id: int | None) -> Job | None:
         if job_id is None:
             active = await self._uow.jobs.active_for_user(user_id)
             if not active:
-                await self._uow.commit()
                 return None
             job_id = active[0].id
             assert job_id is not None
         job = await self._uow.jobs.cancel_active(job_id, user_id=user_id, now=self._clock())
         if job is not None:
             await self._uow.billing.release(job)
-        await self._uow.commit()
-        if job is not None and job.provider_job_id:
-            provider = self._providers.get(job.provider)
-            if provider is not None:
-                await provider.cancel(job.provider_job_id)
         return job
 
     # --- history -----------------------------------------------------------------
+    @use_case
     async def history(self, user_id: int) -> list[Job]:
-        jobs = await self._uow.jobs.recent_for_user(user_id, self.policy.history_size)
-        await self._uow.commit()
-        return jobs
+        return await self._uow.jobs.recent_for_user(user_id, self.policy.history_size)
 
+    @use_case
     async def job_of(self, user_id: int, job_id: int) -> Job | None:
         job = await self._uow.jobs.get(job_id)
-        await self._uow.commit()
         return job if job is not None and job.user_id == user_id else None
 
+    @use_case
     async def active_jobs(self, user_id: int) -> list[Job]:
-        jobs = await self._uow.jobs.active_for_user(user_id)
-        await self._uow.commit()
-        return jobs
+        return await self._uow.jobs.active_for_user(user_id)
 
     def draft_from(self, job: Job, *, new_seed: bool) -> Draft:
         """A draft that repeats ``job`` (Regenerate: same settings with a new seed)."""
@@ -411,18 +495,10 @@ class GenerationService:
             reference_keys=tuple(job.reference_files),
         )
 
-    async def results_for_resend(
-        self, user_id: int, job_id: int
-    ) -> tuple[Job, list[tuple[ResultFile, bytes | None]]] | None:
-        """A delivered job's results: by Telegram file id where known, else from storage."""
+    async def delivered(self, user_id: int, job_id: int) -> Job | None:
+        """The user's own job, if it has delivered results (to send them again)."""
         job = await self.job_of(user_id, job_id)
-        if job is None or job.status != JobStatus.SUCCEEDED.value:
-            return None
-        outputs: list[tuple[ResultFile, bytes | None]] = []
-        for result in job.results:
-            known = result.photo_file_id and result.document_file_id
-            outputs.append((result, None if known else await self._storage.get(result.key)))
-        return job, outputs
+        return job if job is not None and job.status == JobStatus.SUCCEEDED else None
 
     def reference_model(self, preferred: str) -> ModelSpec | None:
         """``preferred`` if it takes reference images, else the first model that does."""

@@ -41,6 +41,7 @@ from lumigram.services.ports import (
 )
 from lumigram.services.refunds import schedule_refund
 from lumigram.services.subscriptions import SubscriptionService
+from lumigram.services.unit import use_case
 
 log = logging.getLogger(__name__)
 STARS = "XTR"
@@ -131,6 +132,7 @@ class PaymentService:
         return stars * base.credits // base.stars
 
     # --- pre-checkout -----------------------------------------------------------------
+    @use_case
     async def check(
         self, user: User | None, *, payload: str, currency: str, total_amount: int
     ) -> Refusal | None:
@@ -157,7 +159,6 @@ class PaymentService:
                 refusal = Refusal.SUBSCRIBED
             else:
                 refusal = None
-        await self._tx.commit()
         return refusal
 
     async def _check_job(self, claim: InvoiceClaim, total_amount: int) -> Refusal | None:
@@ -315,15 +316,13 @@ class PaymentService:
             )
 
     # --- reading ------------------------------------------------------------------------
+    @use_case
     async def recent(self, user_id: int, limit: int = 5) -> list[Payment]:
-        payments = await self._payments.recent_for_user(user_id, limit)
-        await self._tx.commit()
-        return payments
+        return await self._payments.recent_for_user(user_id, limit)
 
+    @use_case
     async def has_paid_before(self, user_id: int) -> bool:
-        paid = bool(await self._payments.recent_for_user(user_id, 1))
-        await self._tx.commit()
-        return paid
+        return bool(await self._payments.recent_for_user(user_id, 1))
 
 
 def _product_ref(claim: InvoiceClaim) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.generation import Capabilities, GenerationRequest, ResultRef, TaskStatus
-from lumigram.domain.jobs import Job, ResultFile
+from lumigram.domain.jobs import Job, JobEvent
 from lumigram.domain.media import ImageInfo
 from lumigram.domain.money import Hold, LedgerEntry, Payment, RefundRequest
 from lumigram.domain.stars import StarTransaction
@@ -72,6 +72,12 @@ class JobGateway(Protocol):
     ) -> Job | None:
         """Take the job's next step with one conditional update; None if it is not
         active, not due, or leased by someone else (a duplicate dispatch)."""
+        ...
+
+    async def by_idempotency_key(self, api_key_id: int, key: str) -> Job | None: ...
+
+    async def save_leased(self, job: Job, token: str) -> bool:
+        """Write the job's step fields if ``token`` still holds its lease."""
         ...
 
     async def update_leased(self, job_id: int, token: str, values: dict[str, Any]) -> bool:
@@ -157,24 +163,12 @@ class Billing(Protocol):
         ...
 
 
-class JobNotifier(Protocol):
-    """Tells the user how their job is going (the bot adapter implements it)."""
+class JobEvents(Protocol):
+    """Where a job's events go: one adapter per channel (Telegram, API, admin) behind a
+    router, plus observers such as the metrics. Publishing never fails the job: a
+    channel that cannot deliver logs it and keeps what it needs to try again."""
 
-    def progress_text(self, job: Job) -> str:
-        """The status text for the job as it is now."""
-        ...
-
-    async def show_progress(self, job: Job, text: str) -> int | None:
-        """Put ``text`` in the status message; the id of a new status message if one was sent."""
-        ...
-
-    async def deliver(self, job: Job, outputs: list[tuple[ResultFile, bytes]]) -> list[ResultFile]:
-        """Send the results; returns them with the Telegram file ids they got."""
-        ...
-
-    async def failed(self, job: Job) -> None: ...
-
-    async def cancelled(self, job: Job) -> None: ...
+    async def publish(self, event: JobEvent) -> None: ...
 
 
 class UnitOfWork(Protocol):

@@ -37,6 +37,7 @@ from lumigram.services.ports import (
     TransactionManager,
     UserGateway,
 )
+from lumigram.services.unit import use_case
 
 log = logging.getLogger(__name__)
 MAX_REASON_LENGTH = 1000
@@ -256,6 +257,7 @@ class RefundService:
         await self._tx.commit()
 
     # --- requests from users ------------------------------------------------------------
+    @use_case
     async def refundable(self, user_id: int, limit: int = 5) -> list[Refundable]:
         """The user's recent generations paid with credits or Stars, newest first.
 
@@ -272,7 +274,6 @@ class RefundService:
             if payment is not None and payment.status == PaymentStatus.REFUNDED.value:
                 continue
             found.append(Refundable(job, hold, payment))
-        await self._tx.commit()
         return found
 
     async def request(self, user_id: int, job_id: int, reason: str) -> RefundRequest | None:

@@ -21,6 +21,7 @@ from lumigram.services.ports import (
     SubscriptionGateway,
     TransactionManager,
 )
+from lumigram.services.unit import use_case
 
 log = logging.getLogger(__name__)
 # A renewing subscription keeps its perks this long past the period, so Telegram's
@@ -69,10 +70,10 @@ class SubscriptionService:
         active = subscription is not None and subscription.active(now)
         return perks_for(subscription, self.tiers, self._free, now), active
 
+    @use_case
     async def view(self, user_id: int) -> SubscriptionView:
         subscription = await self._subscriptions.get(user_id)
         balances = await self._ledger.balances(user_id)
-        await self._tx.commit()
         active = subscription is not None and subscription.active(self._clock())
         tier = self.tiers.get(subscription.tier_id) if subscription else None
         return SubscriptionView(

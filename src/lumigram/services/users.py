@@ -18,6 +18,7 @@ from lumigram.domain.users import (
 from lumigram.services.clock import Clock, utc_now
 from lumigram.services.ledger import Ledger
 from lumigram.services.ports import AuditGateway, DuplicateError, TransactionManager, UserGateway
+from lumigram.services.unit import use_case
 
 MAX_PAYLOAD_LENGTH = 64
 
@@ -66,6 +67,11 @@ class UserService:
         self._tx = tx
         self._policy = policy
         self._clock = clock
+
+    @use_case
+    async def get(self, user_id: int) -> User | None:
+        """The user (for entry points that authenticate otherwise, e.g. an API key)."""
+        return await self._users.get(user_id)
 
     async def register_contact(self, contact: Contact) -> Registration:
         """Create the user on first contact; otherwise refresh only what changed.
@@ -136,6 +142,7 @@ class UserService:
         if user.id in self._policy.admin_ids and user.role != Role.ADMIN.value:
             user.role = Role.ADMIN.value
 
+    @use_case
     async def remember_start_payload(self, user: User, payload: str | None) -> None:
         """Keep the first ``/start`` payload of a new user and attach their referrer.
 
@@ -149,22 +156,21 @@ class UserService:
             referrer = await self._users.get_by_referral_code(code)
             if referrer is not None and referrer.id != user.id:
                 user.referred_by_id = referrer.id
-        await self._tx.commit()
 
+    @use_case
     async def set_language(self, user: User, language: str) -> User:
         if language not in SUPPORTED_LANGUAGES:
             raise UnsupportedLanguageError(language)
         user.language = language
-        await self._tx.commit()
         return user
 
+    @use_case
     async def set_ban(
         self, *, actor_id: int | None, user_id: int, banned: bool, reason: str | None = None
     ) -> User | None:
         """Ban or unban a user; the change is written to the audit log in the same transaction."""
         user = await self._users.get(user_id)
         if user is None:
-            await self._tx.commit()
             return None
         user.is_banned = banned
         user.ban_reason = reason if banned else None
@@ -178,5 +184,4 @@ class UserService:
                 created_at=self._clock(),
             )
         )
-        await self._tx.commit()
         return user

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from lumigram.domain.generation import (
     ErrorKind,
@@ -30,7 +30,8 @@ from lumigram.domain.jobs import (
     COLORING,
     ErrorClass,
     Job,
-    JobStatus,
+    JobEvent,
+    JobEventKind,
     JobStep,
     ResultFile,
     RetryRules,
@@ -42,7 +43,7 @@ from lumigram.services.ports import (
     ImageProcessor,
     ImageProvider,
     JobDispatcher,
-    JobNotifier,
+    JobEvents,
     UnitOfWorkFactory,
 )
 
@@ -58,7 +59,7 @@ class WorkerPolicy:
     lease: timedelta = timedelta(seconds=120)  # longer than any single step may take
     rules: RetryRules = field(default_factory=RetryRules)
     provider_concurrency: int = 8  # provider calls at once, per provider
-    progress_interval: float = 3.0  # seconds between two edits of a status message
+    progress_interval: float = 3.0  # seconds between two progress events of a job
     sweep_batch: int = 200
 
 
@@ -68,7 +69,7 @@ class JobRunner:
         uow_factory: UnitOfWorkFactory,
         providers: Mapping[str, ImageProvider],
         storage: FileStorage,
-        notifier: JobNotifier,
+        events: JobEvents,
         dispatcher: JobDispatcher,
         policy: WorkerPolicy | None = None,
         clock: Clock = utc_now,
@@ -81,7 +82,7 @@ class JobRunner:
         self._uow = uow_factory
         self._providers = providers
         self._storage = storage
-        self._notifier = notifier
+        self._events = events  # to the job's channel (and observers such as metrics)
         self._dispatcher = dispatcher
         self.policy = policy or WorkerPolicy()
         self._clock = clock
@@ -99,7 +100,6 @@ class JobRunner:
             job = await uow.jobs.claim(
                 job_id, now=now, lease_until=now + self.policy.lease, token=token
             )
-            await uow.commit()
         if job is None:
             return
         try:
@@ -118,7 +118,6 @@ class JobRunner:
             del self._last_progress[job_id]
         async with self._uow() as uow:
             due = await uow.jobs.due(self._clock(), self.policy.sweep_batch)
-            await uow.commit()
         for job_id in due:
             await self._dispatcher.dispatch(job_id)
         return len(due)
@@ -127,7 +126,6 @@ class JobRunner:
         """At start-up of a single-process deployment: no lease can be alive, drop them all."""
         async with self._uow() as uow:
             released = await uow.jobs.release_all_leases()
-            await uow.commit()
         if released:
             log.info("re-attaching %s interrupted job(s)", released)
         return await self.sweep()
@@ -140,7 +138,7 @@ class JobRunner:
             return
         match JobStep(job.step):
             case JobStep.SUBMIT:
-                await self._notify_progress(job, token)
+                await self._notify_progress(job)
                 status = await self._with_provider(job, self._submit(job))
                 await self._after_status(job, token, status)
             case JobStep.POLL:
@@ -151,7 +149,8 @@ class JobRunner:
             case JobStep.DELIVER:
                 await self._deliver(job, token)
             case JobStep.DONE:  # delivered, but the final write was interrupted
-                await self._write(job, token, {"status": JobStatus.SUCCEEDED.value})
+                job.succeed(self._clock())
+                await self._save(job, token)
 
     async def _submit(self, job: Job) -> TaskStatus:
         provider = self._provider(job)
@@ -171,22 +170,17 @@ class JobRunner:
         elif status.state is TaskState.CANCELLED:
             await self._fail(job, token, ErrorClass.TRANSIENT, "cancelled at the provider", None)
         else:
-            submitted = job.step == JobStep.SUBMIT.value
+            submitted = job.step == JobStep.SUBMIT
             delay = self.policy.rules.poll_interval(job.polls)
             job.progress = status.progress
-            job.provider_job_id = status.provider_job_id or job.provider_job_id
-            await self._notify_progress(job, token)
-            kept = await self._release(
-                job,
-                token,
-                {
-                    "step": JobStep.POLL.value,
-                    "provider_job_id": job.provider_job_id,
-                    "progress": status.progress,
-                    "polls": job.polls + 1,
-                },
+            await self._notify_progress(job)
+            job.wait_for_provider(
+                self._clock(),
+                provider_job_id=status.provider_job_id,
+                progress=status.progress,
                 delay=delay,
             )
+            kept = await self._release(job, token, delay)
             if not kept and submitted:
                 # Cancelled while the submit was in flight: nobody else knows this
                 # provider job, so stop it here or it runs (and bills) for nothing.
@@ -210,42 +204,23 @@ class JobRunner:
             stored.append((ResultFile(key, info.mime_type, info.width, info.height), data))
         if not stored:
             raise ProviderError(ErrorKind.TRANSIENT, "the provider returned no output")
-        job.result_files = [result.to_json() for result, _ in stored]
-        wrote = await self._write(
-            job,
-            token,
-            {"step": JobStep.DELIVER.value, "progress": 1.0, "result_files": job.result_files},
-        )
-        if wrote:
-            job.step = JobStep.DELIVER.value
+        job.collected(self._clock(), [result for result, _ in stored])
+        if await self._save(job, token):
             await self._deliver(job, token, stored)
 
     async def _deliver(
         self, job: Job, token: str, outputs: list[tuple[ResultFile, bytes]] | None = None
     ) -> None:
+        """The channel gets the results, then the job is marked succeeded and its hold
+        captured in one transaction (a crash in between delivers again: at least once)."""
         if outputs is None:
             outputs = [(r, await self._storage.get(r.key)) for r in job.results]
         self._last_progress.pop(job.id or 0, None)
-        delivered = await self._notifier.deliver(job, outputs)
-        now = self._clock()
+        await self._events.publish(JobEvent(JobEventKind.SUCCEEDED, job, tuple(outputs)))
+        job.succeed(self._clock())
         async with self._uow() as uow:
-            done = await uow.jobs.update_leased(
-                job.id or 0,
-                token,
-                {
-                    "status": JobStatus.SUCCEEDED.value,
-                    "step": JobStep.DONE.value,
-                    "result_files": [r.to_json() for r in delivered],
-                    "delivered_at": now,
-                    "finished_at": now,
-                    "updated_at": now,
-                    "lease_token": None,
-                    "lease_expires_at": None,
-                },
-            )
-            if done:
-                await uow.billing.capture(job, len(delivered))
-            await uow.commit()
+            if await uow.jobs.save_leased(job, token):
+                await uow.billing.capture(job, len(outputs))
 
     # --- failures -------------------------------------------------------------
     async def _provider_failed(
@@ -258,10 +233,8 @@ class JobRunner:
         if error.kind is ErrorKind.TRANSIENT and job.attempts + 1 < rules.max_attempts:
             delay = rules.backoff(job.attempts + 1, error.retry_after)
             log.warning("job %s: transient failure (%s), retry in %.1fs", job.id, error, delay)
-            values: dict[str, Any] = {"attempts": job.attempts + 1}
-            if resubmit or job.step == JobStep.SUBMIT.value:
-                values.update(step=JobStep.SUBMIT.value, provider_job_id=None, polls=0)
-            await self._release(job, token, values, delay=delay)
+            job.retry(self._clock(), delay=delay, resubmit=resubmit)
+            await self._release(job, token, delay)
             return
         error_class = ErrorClass.from_kind(error.kind)
         user_reason = error.user_reason if error.kind is ErrorKind.SAFETY else None
@@ -275,33 +248,14 @@ class JobRunner:
         message: str,
         user_reason: str | None,
     ) -> None:
-        now = self._clock()
+        job.fail(self._clock(), error_class, message, user_reason)
         async with self._uow() as uow:
-            failed = await uow.jobs.update_leased(
-                job.id or 0,
-                token,
-                {
-                    "status": JobStatus.FAILED.value,
-                    "error_class": error_class.value,
-                    "error_message": message[:2000],
-                    "user_error": user_reason,
-                    "finished_at": now,
-                    "updated_at": now,
-                    "lease_token": None,
-                    "lease_expires_at": None,
-                },
-            )
+            failed = await uow.jobs.save_leased(job, token)
             if failed:
                 await uow.billing.release(job)
-            await uow.commit()
         self._last_progress.pop(job.id or 0, None)
         if failed:
-            job.status, job.error_class, job.user_error = (
-                JobStatus.FAILED.value,
-                error_class.value,
-                user_reason,
-            )
-            await self._notifier.failed(job)
+            await self._events.publish(JobEvent(JobEventKind.FAILED, job))
             if self._after_failure is not None:
                 try:
                     await self._after_failure()
@@ -309,54 +263,29 @@ class JobRunner:
                     log.exception("job %s: settling money after the failure failed", job.id)
 
     # --- helpers ----------------------------------------------------------------
-    async def _release(
-        self, job: Job, token: str, values: dict[str, Any], *, delay: float = 0.0
-    ) -> bool:
-        """Record the step's outcome, free the lease and schedule the next step.
-
-        Returns False if the lease was lost (the job was cancelled or taken over).
-        """
-        now = self._clock()
-        wrote = await self._write(
-            job,
-            token,
-            {
-                **values,
-                "lease_token": None,
-                "lease_expires_at": None,
-                "next_attempt_at": now + timedelta(seconds=delay),
-            },
-        )
+    async def _release(self, job: Job, token: str, delay: float) -> bool:
+        """Save the step's outcome (the job's state change, which freed the lease) and
+        schedule the next step. False if the lease was lost (cancelled or taken over)."""
+        wrote = await self._save(job, token)
         if wrote:
             await self._dispatcher.dispatch(job.id or 0, delay=delay, priority=job.priority)
         return wrote
 
-    async def _write(self, job: Job, token: str, values: dict[str, Any]) -> bool:
+    async def _save(self, job: Job, token: str) -> bool:
         async with self._uow() as uow:
-            wrote = await uow.jobs.update_leased(
-                job.id or 0, token, {**values, "updated_at": self._clock()}
-            )
-            await uow.commit()
+            wrote = await uow.jobs.save_leased(job, token)
         if not wrote:
             log.info("job %s: lease lost (cancelled or taken over); dropping this step", job.id)
         return wrote
 
-    async def _notify_progress(self, job: Job, token: str) -> None:
-        """Update the status message. The text is recorded before it is sent, so a worker
-        that dies in between never sends the same text again (Telegram refuses no-op edits)."""
+    async def _notify_progress(self, job: Job) -> None:
+        """A progress event, at most one per ``progress_interval`` per job."""
         now = time.monotonic()
         last = self._last_progress.get(job.id or 0)
         if last is not None and now - last < self.policy.progress_interval:
             return
-        text = self._notifier.progress_text(job)
-        if text == job.status_text or not await self._write(job, token, {"status_text": text}):
-            return
         self._last_progress[job.id or 0] = now
-        job.status_text = text
-        message_id = await self._notifier.show_progress(job, text)
-        if message_id is not None:
-            job.status_message_id = message_id
-            await self._write(job, token, {"status_message_id": message_id})
+        await self._events.publish(JobEvent(JobEventKind.PROGRESSED, job))
 
     async def _with_provider(self, job: Job, call: Awaitable[T]) -> T:
         """At most ``provider_concurrency`` calls to one provider at a time."""

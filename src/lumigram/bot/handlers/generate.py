@@ -30,10 +30,12 @@ from lumigram.bot import keyboards, keyboards_money, render, render_money
 from lumigram.bot.callbacks import GenerateCallback, GenerateStep, MoneyAction, MoneyCallback
 from lumigram.bot.handlers.account import send_terms_if_first
 from lumigram.bot.messages import edit_or_send
+from lumigram.bot.notifier import TelegramNotifier
 from lumigram.bot.states import GenerateForm
 from lumigram.catalog import ModelSpec
 from lumigram.catalog.loader import MAX_SEED
 from lumigram.container import Services
+from lumigram.domain.jobs import Channel, Origin
 from lumigram.domain.prompts import PromptError, PromptProblem
 from lumigram.domain.users import User
 from lumigram.services.generation import (
@@ -505,30 +507,41 @@ async def receive_negative(
 
 
 async def confirm(
-    callback: CallbackQuery, draft: Draft, state: FSMContext, services: Services, user: User
+    callback: CallbackQuery,
+    draft: Draft,
+    state: FSMContext,
+    services: Services,
+    user: User,
+    notifier: TelegramNotifier,
 ) -> None:
     if not isinstance(callback.message, Message):
         await callback.answer(render.draft_expired(), show_alert=True)
         return
-    started = await queue_job(callback.message, services, user, draft, edit=True)
+    started = await queue_job(callback.message, services, user, draft, notifier, edit=True)
     if started:
         await state.clear()
     await callback.answer()
 
 
 async def queue_job(
-    message: Message, services: Services, user: User, draft: Draft, *, edit: bool
+    message: Message,
+    services: Services,
+    user: User,
+    draft: Draft,
+    notifier: TelegramNotifier,
+    *,
+    edit: bool,
 ) -> bool:
-    """Queue ``draft`` and show its status message (``message`` edited, or a new one).
+    """Confirm ``draft`` (one use case) and show its status message (``message`` edited,
+    or a new one).
 
-    The status message is in place before a worker sees the job, so progress
-    edits never race with it.
+    The use case hands the job to a worker only once this handler is done (a follow-up
+    of the update's scope), so the status message is in place before a worker sees
+    the job and progress edits never race with it.
     """
     generation = services.generation
     try:
-        queued = await generation.queue(
-            user, message.chat.id, draft, status_message_id=message.message_id if edit else None
-        )
+        queued = await generation.queue(user, draft, telegram_origin(message.chat.id))
     except ActiveJobLimitError as error:
         active_id = error.active[0].id or 0
         await message.answer(
@@ -545,30 +558,41 @@ async def queue_job(
         )
         return False
     if queued.awaiting_payment:
-        await send_job_invoice(message, services, user, queued, edit=edit)
+        await send_job_invoice(message, services, user, queued, notifier, edit=edit)
         return True
     text = render.queued(queued.position)
     markup = keyboards.job_status(queued.job)
     if edit:
         await message.edit_text(text, reply_markup=markup)
+        shown = message.message_id
     else:
-        sent = await message.answer(text, reply_markup=markup)
-        await generation.set_status_message(queued.job, sent.message_id)
-    await generation.start(queued.job)
+        shown = (await message.answer(text, reply_markup=markup)).message_id
+    await notifier.messages.remember(queued.job.id or 0, message.chat.id, shown)
     return True
 
 
+def telegram_origin(chat_id: int) -> Origin:
+    return Origin(Channel.TELEGRAM, str(chat_id))
+
+
 async def send_job_invoice(
-    message: Message, services: Services, user: User, queued: Queued, *, edit: bool
+    message: Message,
+    services: Services,
+    user: User,
+    queued: Queued,
+    notifier: TelegramNotifier,
+    *,
+    edit: bool,
 ) -> None:
     """Nothing to pay with: the job waits for a Stars invoice bound to it."""
     job, stars = queued.job, queued.stars_due
     text, markup = render_money.awaiting_payment(stars), keyboards_money.awaiting_payment()
     if edit:
         await message.edit_text(text, reply_markup=markup)
+        shown = message.message_id
     else:
-        sent = await message.answer(text, reply_markup=markup)
-        await services.generation.set_status_message(job, sent.message_id)
+        shown = (await message.answer(text, reply_markup=markup)).message_id
+    await notifier.messages.remember(job.id or 0, message.chat.id, shown)
     bot = message.bot
     assert bot is not None
     await send_terms_if_first(bot, services, user)

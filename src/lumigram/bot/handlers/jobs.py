@@ -23,13 +23,10 @@ from lumigram.services.generation import Draft
 async def cancel_command(
     message: Message, services: Services, user: User, notifier: TelegramNotifier
 ) -> None:
-    job = await services.generation.cancel(user.id)
-    if job is None:
+    # The use case tells the job's channel: here, the status message says "cancelled"
+    # (or a new message does, if there is none).
+    if await services.generation.cancel(user.id) is None:
         await message.answer(render.nothing_to_cancel())
-        return
-    await notifier.cancelled(job)
-    if job.status_message_id is None:
-        await message.answer(render.cancelled())
 
 
 async def cancel_button(
@@ -43,7 +40,6 @@ async def cancel_button(
     if job is None:
         await callback.answer(render.nothing_to_cancel(), show_alert=True)
         return
-    await notifier.cancelled(job)
     await callback.answer(render.cancelled())
 
 
@@ -71,17 +67,20 @@ async def resend(
     user: User,
     notifier: TelegramNotifier,
 ) -> None:
-    found = await services.generation.results_for_resend(user.id, callback_data.job_id)
-    if found is None:
+    job = await services.generation.delivered(user.id, callback_data.job_id)
+    if job is None or callback.message is None:
         await callback.answer(render.job_not_found(), show_alert=True)
         return
-    job, outputs = found
     await callback.answer()
-    await notifier.send_results(job, outputs)
+    await notifier.resend(job, callback.message.chat.id)
 
 
 async def regenerate(
-    callback: CallbackQuery, callback_data: JobCallback, services: Services, user: User
+    callback: CallbackQuery,
+    callback_data: JobCallback,
+    services: Services,
+    user: User,
+    notifier: TelegramNotifier,
 ) -> None:
     generation = services.generation
     job = await generation.job_of(user.id, callback_data.job_id)
@@ -90,7 +89,12 @@ async def regenerate(
         return
     await callback.answer()
     await queue_job(
-        callback.message, services, user, generation.draft_from(job, new_seed=True), edit=False
+        callback.message,
+        services,
+        user,
+        generation.draft_from(job, new_seed=True),
+        notifier,
+        edit=False,
     )
 
 

@@ -25,7 +25,12 @@ class DbSessionMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        # Services commit their own work; closing rolls back anything left open.
+        # Use cases commit their own work; closing rolls back anything left open. What
+        # they scheduled for afterwards (a new job to a worker) runs once the handler has
+        # rendered (even if it failed after the use case: the job exists either way).
         async with self._sessionmaker() as session:
-            data["services"] = Services(session, self._infra)
-            return await handler(event, data)
+            services = data["services"] = Services(session, self._infra)
+            try:
+                return await handler(event, data)
+            finally:
+                await services.run_followups()

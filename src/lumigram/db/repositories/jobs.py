@@ -7,7 +7,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lumigram.db import tables
-from lumigram.domain.jobs import ACTIVE_STATUSES, Job, JobStatus
+from lumigram.domain.jobs import ACTIVE_STATUSES, STEP_FIELDS, Job, JobStatus
 
 J = tables.jobs.c
 ACTIVE = [status.value for status in ACTIVE_STATUSES]
@@ -64,6 +64,20 @@ class JobRepository:
             .execution_options(populate_existing=True)
         )
         return (await self._session.scalars(statement)).one_or_none()
+
+    async def by_idempotency_key(self, api_key_id: int, key: str) -> Job | None:
+        return (
+            await self._session.scalars(
+                select(Job).where(J.api_key_id == api_key_id, J.idempotency_key == key)
+            )
+        ).one_or_none()
+
+    async def save_leased(self, job: Job, token: str) -> bool:
+        """Write the job's step fields (its typed state change), if ``token`` still holds
+        the lease of the active job; False: cancelled or taken over meanwhile."""
+        return await self.update_leased(
+            job.id or 0, token, {name: getattr(job, name) for name in STEP_FIELDS}
+        )
 
     async def update_leased(self, job_id: int, token: str, values: dict[str, Any]) -> bool:
         result = await self._session.execute(
