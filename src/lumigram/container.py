@@ -6,6 +6,7 @@ each adapter stays a thin translation layer.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lumigram.catalog import Catalog
 from lumigram.config import Settings
+from lumigram.db.repositories.api_keys import ApiKeyRepository
 from lumigram.db.repositories.audit import AuditRepository
 from lumigram.db.repositories.jobs import JobRepository
 from lumigram.db.repositories.ledger import LedgerRepository
@@ -27,6 +29,7 @@ from lumigram.domain.invoices import derive_secret
 from lumigram.domain.jobs import RetryRules
 from lumigram.imaging import PillowImages
 from lumigram.services.account import AccountService
+from lumigram.services.api_keys import ApiKeyService
 from lumigram.services.billing import LedgerBilling
 from lumigram.services.generation import GenerationPolicy, GenerationService
 from lumigram.services.ledger import Ledger
@@ -38,6 +41,7 @@ from lumigram.services.ports import (
     ImageProcessor,
     ImageProvider,
     JobDispatcher,
+    JobEvents,
     MoneyNotifier,
     StarsGateway,
 )
@@ -47,6 +51,8 @@ from lumigram.services.stars_sync import StarsReconciliation
 from lumigram.services.subscriptions import SubscriptionService
 from lumigram.services.users import UserPolicy, UserService
 from lumigram.services.worker import WorkerPolicy
+
+log = logging.getLogger(__name__)
 
 
 def user_policy(settings: Settings) -> UserPolicy:
@@ -96,6 +102,8 @@ class Infrastructure:
     storage: FileStorage
     dispatcher: JobDispatcher
     images: ImageProcessor = field(default_factory=PillowImages)  # Pillow, behind a port
+    # A job's events to its channel (Telegram, API callbacks) and the observers (metrics).
+    events: JobEvents | None = None
     stars: StarsGateway | None = None  # Telegram's Stars calls, once the bot exists
     money_notifier: MoneyNotifier | None = None
     # Sends the refunds that are due now (the process serialises money work behind it).
@@ -112,6 +120,23 @@ class Services:
     def __init__(self, session: AsyncSession, infra: Infrastructure) -> None:
         self.session = session
         self.infra = infra
+        # What the use cases scheduled for after their transaction, run by the entry
+        # point's scope once it is done (a new job is handed to a worker only after the
+        # bot has shown its status message, so progress never races with it).
+        self.followups: list[Callable[[], Awaitable[None]]] = []
+
+    def schedule(self, followup: Callable[[], Awaitable[None]]) -> None:
+        self.followups.append(followup)
+
+    async def run_followups(self) -> None:
+        """Run what was scheduled, in order. A failure is logged: each follow-up is also
+        done by a sweeper (a job not dispatched is found by the job sweeper)."""
+        while self.followups:
+            followup = self.followups.pop(0)
+            try:
+                await followup()
+            except Exception:
+                log.exception("a follow-up of the request failed; the sweeper will do it")
 
     @cached_property
     def users(self) -> UserService:
@@ -122,6 +147,10 @@ class Services:
             user_policy(self.infra.settings),
             ledger=self.ledger,
         )
+
+    @cached_property
+    def api_keys(self) -> ApiKeyService:
+        return ApiKeyService(ApiKeyRepository(self.session), self.session)
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -206,4 +235,6 @@ class Services:
             generation_policy(self.infra.settings),
             subscriptions=self.subscriptions,
             images=self.infra.images,
+            events=self.infra.events,
+            schedule=self.schedule,
         )

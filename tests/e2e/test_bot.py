@@ -90,6 +90,7 @@ async def test_command_menus_are_registered_per_language(
         "refund",
         "paysupport",
         "terms",
+        "api",
         "menu",
         "language",
         "help",

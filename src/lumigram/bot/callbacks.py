@@ -73,3 +73,15 @@ class MoneyAction(StrEnum):
 class MoneyCallback(CallbackData, prefix="money"):
     action: MoneyAction
     value: str = ""
+
+
+class ApiKeyAction(StrEnum):
+    LIST = "list"
+    CREATE = "create"
+    REVOKE = "revoke"  # key_id: asks to confirm
+    CONFIRM_REVOKE = "confirm"  # key_id
+
+
+class ApiKeyCallback(CallbackData, prefix="apikey"):
+    action: ApiKeyAction
+    key_id: int = 0

@@ -19,6 +19,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("topup", N_("Buy credits")),
     ("subscription", N_("Your subscription")),
     ("referrals", N_("Invite friends and earn credits")),
+    ("api", N_("API keys for your programs")),
     ("refund", N_("Ask for a refund")),
     ("paysupport", N_("Help with payments")),
     ("terms", N_("Terms of payment")),

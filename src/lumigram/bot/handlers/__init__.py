@@ -7,6 +7,7 @@ from aiogram import Router
 
 from lumigram.bot.handlers import (
     account,
+    api_keys,
     errors,
     fallback,
     generate,
@@ -35,6 +36,7 @@ def get_routers() -> list[Router]:
         account,
         subscription,
         support,
+        api_keys,
         jobs,
         generate,
         fallback,
