@@ -6,6 +6,14 @@ lines in ``logs``, then ``succeeded`` (or ``failed`` with Replicate's NSFW
 text when the prompt contains ``nsfw_marker``). Output files are served by the
 fake itself under ``/files/``. It accepts exactly the models in
 ``lumigram.providers.replicate.MODELS`` and validates inputs against them.
+
+A prediction created with a ``webhook`` gets the finished prediction POSTed there
+once it ends (``webhook_events_filter`` other than ``completed`` is not sent),
+signed as Replicate signs (``webhook-id``, ``webhook-timestamp``,
+``webhook-signature: v1,<base64 HMAC-SHA256>`` under ``webhook_secret``, which
+``GET /v1/webhooks/default/secret`` gives), and sent again on a non-2xx answer or
+a broken connection, a few times. ``lose_callbacks`` and ``callback_delay`` let a
+test lose or delay them; ``callback_attempts`` records every POST.
 """
 
 from __future__ import annotations
@@ -13,13 +21,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 from lumigram.fakes.base import FakeServer, sample_image
@@ -41,6 +54,9 @@ _TITLES = {
 _PIL_FORMATS = {"webp": "WEBP", "png": "PNG", "jpg": "JPEG"}
 _CONTENT_TYPES = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg"}
 _TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+# Pauses before the second, third and fourth try of a callback (Replicate backs off
+# over minutes; a test needs less).
+CALLBACK_RETRY_DELAYS = (0.1, 0.3, 1.0)
 
 
 @dataclass
@@ -56,6 +72,9 @@ class FakePrediction:
     list_output: bool
     unsafe: bool
     canceled: bool = False
+    webhook: str | None = None
+    webhook_events: tuple[str, ...] = ()
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # set when cancelled
 
     def elapsed(self) -> float:
         return time.monotonic() - self.created
@@ -70,6 +89,17 @@ class FakePrediction:
 
     def remaining(self) -> float:
         return max(0.0, self.run_seconds - self.elapsed())
+
+
+@dataclass
+class CallbackAttempt:
+    """One POST of a prediction's callback; ``status`` None: the connection failed."""
+
+    prediction_id: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None
 
 
 class FakeReplicate(FakeServer):
@@ -88,12 +118,49 @@ class FakeReplicate(FakeServer):
         self.nsfw_marker = nsfw_marker
         self.nsfw_error = NSFW_ERROR
         self.predictions: dict[str, FakePrediction] = {}
+        # The longest ``Prefer: wait`` honoured (Replicate: 60); 0 answers at once.
+        self.max_wait = _MAX_WAIT
+        self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        self.callback_delay = 0.0  # seconds between the end and the first POST
+        self.callback_retry_delays = CALLBACK_RETRY_DELAYS
+        self.callback_attempts: list[CallbackAttempt] = []
+        self.callbacks_lost: list[str] = []  # prediction ids whose callback was never sent
+        self._lose_callbacks = 0
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    # --- test API ---------------------------------------------------------------
+    def lose_callbacks(self, count: int = 1) -> None:
+        """The callbacks of the next ``count`` predictions to end are never sent."""
+        self._lose_callbacks += count
+
+    def sign(self, webhook_id: str, timestamp: str, body: bytes) -> str:
+        """The ``webhook-signature`` Replicate sends (``v1,<base64>``)."""
+        key = base64.b64decode(self.webhook_secret.removeprefix("whsec_"))
+        digest = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256)
+        return "v1," + base64.b64encode(digest.digest()).decode()
+
+    def delivered(self) -> list[CallbackAttempt]:
+        """The callbacks that were answered 2xx."""
+        return [a for a in self.callback_attempts if a.status is not None and a.status < 300]
+
+    async def stop(self) -> None:
+        for task in list(self._deliveries):
+            task.cancel()
+        for task in list(self._deliveries):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        await super().stop()
 
     # --- FakeServer overrides -------------------------------------------------
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/models/{owner}/{name}/predictions", self._create)
         app.router.add_get("/v1/predictions/{id}", self._get)
         app.router.add_post("/v1/predictions/{id}/cancel", self._cancel)
+        app.router.add_get("/v1/webhooks/default/secret", self._secret)
         app.router.add_get("/files/{id}/{file}", self._file)
 
     def error_response(self, status: int, message: str, **extra: Any) -> web.Response:
@@ -124,8 +191,26 @@ class FakeReplicate(FakeServer):
         if problems:
             return self._invalid(problems)
 
+        webhook = body.get("webhook")
+        events = body.get("webhook_events_filter", ["start", "output", "logs", "completed"])
+        if webhook is not None and (
+            not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))
+        ):
+            return self._invalid([("webhook", "format", "webhook must be an http(s) URL")])
+        if not isinstance(events, list) or not all(
+            event in ("start", "output", "logs", "completed") for event in events
+        ):
+            return self._invalid(
+                [("webhook_events_filter", "enum", "events must be start, output, logs, completed")]
+            )
         prediction = self._new_prediction(model, spec, model_input)
-        wait = _prefer_wait(request.headers.get("Prefer"))
+        if webhook is not None:
+            prediction.webhook, prediction.webhook_events = webhook, tuple(events)
+            if "completed" in events:
+                task = asyncio.create_task(self._call_back_when_done(prediction))
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
+        wait = min(_prefer_wait(request.headers.get("Prefer")), self.max_wait)
         if wait and prediction.remaining() > 0:
             await asyncio.sleep(min(wait, prediction.remaining()))
         finished = prediction.status() in _TERMINAL
@@ -143,7 +228,11 @@ class FakeReplicate(FakeServer):
             return self.error_response(404, "Not found.")
         if prediction.status() not in _TERMINAL:
             prediction.canceled = True
+            prediction.ended.set()
         return web.json_response(self._render(prediction))
+
+    async def _secret(self, request: web.Request) -> web.Response:
+        return web.json_response({"key": self.webhook_secret})
 
     async def _file(self, request: web.Request) -> web.Response:
         prediction = self.predictions.get(request.match_info["id"])
@@ -161,6 +250,47 @@ class FakeReplicate(FakeServer):
             sample_image, fmt=_PIL_FORMATS[prediction.extension], seed=index + 1
         )
         return web.Response(body=data, content_type=_CONTENT_TYPES[prediction.extension])
+
+    # --- callbacks --------------------------------------------------------------
+    async def _call_back_when_done(self, prediction: FakePrediction) -> None:
+        while prediction.status() not in _TERMINAL:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    prediction.ended.wait(), timeout=max(prediction.remaining(), 0.005)
+                )
+        if self.callback_delay:
+            await asyncio.sleep(self.callback_delay)
+        if self._lose_callbacks > 0:
+            self._lose_callbacks -= 1
+            self.callbacks_lost.append(prediction.id)
+            return
+        assert prediction.webhook is not None
+        body = json.dumps(self._render(prediction)).encode()
+        webhook_id = "msg_" + secrets.token_hex(12)  # the same on every retry
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=10)
+        for delay in (0.0, *self.callback_retry_delays):
+            await asyncio.sleep(delay)
+            timestamp = str(int(time.time()))  # each try is signed anew
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": webhook_id,
+                "webhook-timestamp": timestamp,
+                "webhook-signature": self.sign(webhook_id, timestamp, body),
+            }
+            status: int | None
+            try:
+                response = await self._client.post(
+                    prediction.webhook, content=body, headers=headers
+                )
+                status = response.status_code
+            except httpx.HTTPError:
+                status = None
+            self.callback_attempts.append(
+                CallbackAttempt(prediction.id, prediction.webhook, headers, body, status)
+            )
+            if status is not None and 200 <= status < 300:
+                return
 
     # --- helpers --------------------------------------------------------------
     def _new_prediction(

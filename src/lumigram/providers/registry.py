@@ -25,7 +25,10 @@ def build_providers(settings: Settings) -> dict[str, ImageProvider]:
         from lumigram.providers.replicate import ReplicateProvider
 
         providers["replicate"] = ReplicateProvider(
-            keys["replicate"], base_url=settings.replicate_base_url, timeout=timeout
+            keys["replicate"],
+            base_url=settings.replicate_base_url,
+            timeout=timeout,
+            webhook_url=callback_url(settings, "replicate"),
         )
     if "openai" in keys:
         from lumigram.providers.openai_images import OpenAIProvider
@@ -46,3 +49,11 @@ def build_providers(settings: Settings) -> dict[str, ImageProvider]:
             keys["huggingface"], base_url=settings.hf_base_url, timeout=timeout
         )
     return providers
+
+
+def callback_url(settings: Settings, provider: str) -> str | None:
+    """Where ``provider`` POSTs finished jobs (``POST /callbacks/{provider}``, docs/http.md);
+    None without PUBLIC_BASE_URL or with PROVIDER_CALLBACKS off."""
+    if not settings.provider_callbacks or not settings.public_base_url:
+        return None
+    return f"{settings.public_base_url}/callbacks/{provider}"

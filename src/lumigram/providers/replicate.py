@@ -6,6 +6,11 @@ fast models come back finished and slow ones come back running, to be polled
 with ``GET /v1/predictions/{id}``. A prediction that ran and failed is reported
 as a FAILED ``TaskStatus`` carrying a classified ``ProviderError`` (it is a job
 outcome, not a transport failure); HTTP-level failures raise ``ProviderError``.
+
+With a ``webhook_url`` each prediction is created with ``"webhook"`` and
+``"webhook_events_filter": ["completed"]``: Replicate POSTs the finished prediction
+there, signed with the account's secret (``webhook_secret()``, from
+``GET /v1/webhooks/default/secret``). It only wakes the job sooner; polling goes on.
 """
 
 from __future__ import annotations
@@ -193,6 +198,7 @@ class ReplicateProvider:
         retry: RetryPolicy | None = None,
         wait_seconds: int = 5,
         poll_interval: float = 1.0,
+        webhook_url: str | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("replicate: an API token is required")
@@ -201,6 +207,9 @@ class ReplicateProvider:
         self._api_key = api_key
         self.wait_seconds = wait_seconds
         self.poll_interval = poll_interval
+        self.webhook_url = webhook_url or None
+        self._webhook_secret: str | None = None
+        self._secret_lock = asyncio.Lock()
         self._http = ProviderHTTP(
             NAME,
             base_url=base_url,
@@ -218,10 +227,14 @@ class ReplicateProvider:
 
     async def submit(self, request: GenerationRequest) -> TaskStatus:
         model_input = await build_input(request)
+        body: dict[str, Any] = {"input": model_input}
+        if self.webhook_url is not None:
+            # Only the end matters: the job is woken to poll once, at once.
+            body.update(webhook=self.webhook_url, webhook_events_filter=["completed"])
         response = await self._http.request(
             "POST",
             f"/v1/models/{request.model}/predictions",
-            json={"input": model_input},
+            json=body,
             headers={"Prefer": f"wait={self.wait_seconds}"},
             classify=self._classify,
             # A retried create could start (and bill) a second prediction.
@@ -271,6 +284,21 @@ class ReplicateProvider:
         except ProviderError as error:
             if error.status_code != 404:
                 raise
+
+    async def webhook_secret(self, *, refresh: bool = False) -> str:
+        """The account's webhook signing secret (``whsec_…``), fetched once and kept;
+        ``refresh`` fetches it again (it was rotated). Raises ProviderError."""
+        async with self._secret_lock:
+            if self._webhook_secret is None or refresh:
+                response = await self._http.request(
+                    "GET", "/v1/webhooks/default/secret", classify=self._classify
+                )
+                key = _json(response)
+                secret = key.get("key") if isinstance(key, dict) else None
+                if not isinstance(secret, str) or not secret.startswith("whsec_"):
+                    raise _malformed("the webhook secret is not a whsec_ key")
+                self._webhook_secret = secret
+            return self._webhook_secret
 
     async def aclose(self) -> None:
         await self._http.aclose()
