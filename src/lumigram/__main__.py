@@ -30,6 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="apply migrations and start the bot (long polling or webhook) and its HTTP server",
     )
+    commands.add_parser(
+        "bot",
+        help="only the Telegram side (polling or webhook) and its HTTP server; no workers",
+    )
+    commands.add_parser(
+        "worker",
+        help="only the job workers, the sweeper and the money work (refunds, reconciliation)",
+    )
+    commands.add_parser("api", help="only the HTTP API (/v1, provider callbacks, health, metrics)")
     commands.add_parser("migrate", help="apply database migrations")
     check = commands.add_parser(
         "check-config",
@@ -106,9 +115,10 @@ def _command(args: argparse.Namespace, settings: DatabaseSettings) -> int:
 
         load_checked_catalog(settings.catalog_file)
         asyncio.run(reach_database(settings.database_url.get_secret_value()))
-        from lumigram.runtime import run_bot
+        from lumigram.runtime import EMBEDDED, Role, run_bot
 
-        asyncio.run(run_bot(settings))
+        roles = EMBEDDED if args.command == "run" else frozenset({Role(args.command)})
+        asyncio.run(run_bot(settings, roles))
     return 0
 
 

@@ -227,6 +227,18 @@ class Settings(DatabaseSettings):
     public_base_url: str = Field(default="", validate_default=True)
     webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
     webhook_max_connections: int = Field(default=40, ge=1, le=100)
+    # Providers with webhooks (Replicate) POST finished jobs to
+    # PUBLIC_BASE_URL/callbacks/<provider>, which wakes the job before its next poll.
+    provider_callbacks: bool = True
+
+    # --- the API under /v1 (docs/api.md) ---------------------------------------------
+    # Requests per minute per API key (sustained), and how many a key may send at once
+    # (the bucket's size); past them a request gets 429 with Retry-After.
+    api_rate_limit: int = Field(default=60, ge=1, le=100000)
+    api_rate_burst: int = Field(default=20, ge=1, le=100000)
+    # Accept callback_url and reference_urls on localhost and loopback, private and
+    # link-local addresses (local setups, tests); off, such URLs are refused.
+    api_callback_private_hosts: bool = False
 
     @field_validator("telegram_mode")
     @classmethod

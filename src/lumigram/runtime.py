@@ -1,4 +1,10 @@
-"""Starting and stopping the whole application (the embedded, single-process mode)."""
+"""Starting and stopping the application: everything in one process (``lumigram run``),
+or one part of it per process (``lumigram bot``, ``worker``, ``api``).
+
+Every part is built from the same pieces (``container.Infrastructure`` and the
+services over a session); a role only decides what is started: the Telegram side
+(polling or webhook), the workers with the sweeper and the money work, the HTTP API.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import logging
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
+from enum import StrEnum
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.utils.i18n import I18n
@@ -17,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lumigram.bot.app import build_bot, build_dispatcher
 from lumigram.bot.commands import register_commands
 from lumigram.bot.i18n import build_i18n
+from lumigram.bot.job_messages import TelegramJobMessages
 from lumigram.bot.notifier import TelegramNotifier
 from lumigram.bot.stars import TelegramMoneyNotifier, TelegramStars
 from lumigram.catalog import load_catalog
@@ -27,6 +35,7 @@ from lumigram.db.mapping import map_entities
 from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.db.repositories.templates import TemplateRepository
 from lumigram.db.uow import unit_of_work_factory
+from lumigram.domain.jobs import Channel
 from lumigram.http import (
     HandlingOutcomeMiddleware,
     HttpServer,
@@ -34,13 +43,27 @@ from lumigram.http import (
     UpdateMetricsMiddleware,
     create_app,
 )
+from lumigram.http.callbacks_out import ApiCallbacks
+from lumigram.http.metrics import MetricsJobEvents
 from lumigram.providers.registry import build_providers
 from lumigram.queue.inprocess import InProcessQueue
+from lumigram.queue.table import TableQueue
+from lumigram.services.events import JobEventRouter
 from lumigram.services.ledger import Ledger
+from lumigram.services.ports import JobDispatcher
 from lumigram.services.worker import JobRunner
 from lumigram.storage.local import LocalStorage
 
 log = logging.getLogger(__name__)
+
+
+class Role(StrEnum):
+    BOT = "bot"  # receives Telegram updates (polling or webhook)
+    WORKER = "worker"  # runs jobs, the sweeper and the money work (refunds, reconciliation)
+    API = "api"  # the HTTP API under /v1 and the provider callbacks
+
+
+EMBEDDED = frozenset(Role)  # `lumigram run`: everything in one process
 USAGE_REFRESH_EVERY = 12  # sweeps between refreshes of the templates' usage counts
 SETTLE_AFTER_SECONDS = 30.0  # a periodic reconciliation leaves younger payments to their update
 
@@ -48,37 +71,66 @@ SETTLE_AFTER_SECONDS = 30.0  # a periodic reconciliation leaves younger payments
 class BotApplication:
     """Owns the engine, the bot, the dispatcher and the in-process workers for one run."""
 
-    def __init__(self, settings: Settings, *, extra_routers: Sequence[Router] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        extra_routers: Sequence[Router] = (),
+        roles: frozenset[Role] = EMBEDDED,
+    ) -> None:
         self.settings = settings
+        self.roles = roles
         map_entities()
         self.engine: AsyncEngine = create_engine(settings.database_url.get_secret_value())
         self.sessionmaker = create_sessionmaker(self.engine)
+        self.reader = create_sessionmaker(self.engine, read_only=True)  # reads: no write lock
         self.i18n: I18n = build_i18n(settings.default_language)
+        # Every role may talk to Telegram (results, refunds, a cancelled job's message);
+        # only the bot role receives updates.
         self.bot: Bot = build_bot(settings)
         self.queue = InProcessQueue(concurrency=settings.worker_concurrency)
         self.catalog = load_catalog(override=settings.catalog_file)
+        # Without workers in this process, a new job waits in the jobs table for a
+        # worker process's sweeper (until the scale-out work adds a broker).
+        dispatcher: JobDispatcher = self.queue if Role.WORKER in roles else TableQueue()
         self.infra = Infrastructure(
             settings=settings,
             catalog=self.catalog,
             providers=build_providers(settings),
             storage=LocalStorage(settings.storage_dir),
-            dispatcher=self.queue,
+            dispatcher=dispatcher,
         )
         self.infra.stars = TelegramStars(self.bot, self.i18n)
         self.infra.money_notifier = TelegramMoneyNotifier(self.bot, self.i18n, self.sessionmaker)
         self.infra.send_refunds = self.send_refunds
-        self.notifier = TelegramNotifier(self.bot, self.i18n, self.catalog)
+        self.notifier = TelegramNotifier(
+            self.bot,
+            self.i18n,
+            self.catalog,
+            TelegramJobMessages(self.sessionmaker, self.reader),
+            self.infra.storage,
+        )
+        self.metrics = Metrics(queue_size=lambda: self.queue.size)
+        self.api_callbacks = ApiCallbacks(
+            self.sessionmaker, public_base_url=settings.public_base_url or None
+        )
+        self.events = self.infra.events = JobEventRouter(
+            {
+                Channel.TELEGRAM: self.notifier,
+                Channel.API: self.api_callbacks,
+            },
+            observers=[MetricsJobEvents(self.metrics)],
+        )
         self.runner = JobRunner(
             unit_of_work_factory(self.sessionmaker, billing_for),
             self.infra.providers,
             self.infra.storage,
-            self.notifier,
+            self.events,
             self.queue,
             worker_policy(settings),
             after_failure=self.send_refunds,
             images=self.infra.images,
         )
-        self.metrics = Metrics()
         self.dispatcher: Dispatcher = build_dispatcher(
             self.infra,
             self.sessionmaker,
@@ -102,16 +154,27 @@ class BotApplication:
 
         url = self.settings.database_url.get_secret_value()
         await check_database(self.engine, url)  # a few quick tries, then one line
-        me = await wait_for_telegram(self.bot, self.settings.telegram_api_base)
-        self._telegram_answered = True
+        roles = self.roles
+        if roles & {Role.BOT, Role.WORKER}:  # they talk to Telegram from the start
+            me = await wait_for_telegram(self.bot, self.settings.telegram_api_base)
+            self._telegram_answered = True
         log.info("%s", await apply_migrations(self.engine, url))
-        log.info("starting @%s (id %s)", me.username, me.id)
-        await register_commands(self.bot, self.i18n)
+        if Role.BOT in roles:
+            log.info("starting @%s (id %s)", me.username, me.id)
+            await register_commands(self.bot, self.i18n)
+        log.info("roles: %s", ", ".join(sorted(roles)))
         await self._load_mode_titles()
+        if Role.WORKER not in roles:
+            gc.collect()
+            gc.freeze()
+            return
         self.queue.start(self.runner.run_step)
-        # Jobs interrupted by the last stop carry on. First of all: it drops every lease
-        # (none can be alive before this process dispatches anything).
-        await self.runner.recover()
+        if roles == EMBEDDED:
+            # Jobs interrupted by the last stop carry on. First of all: it drops every
+            # lease (none can be alive before this, the only worker, dispatches anything).
+            await self.runner.recover()
+        else:  # other workers may be running: leases of a dead one expire by themselves
+            await self.runner.sweep()
         # Payments whose update the last run lost (or never committed) are recorded next.
         await self.reconcile_stars(settle_after=0.0)
         await self.settle_money()  # money left in flight by the last stop is put right
@@ -125,7 +188,7 @@ class BotApplication:
         gc.freeze()
 
     async def _load_mode_titles(self) -> None:
-        async with self.sessionmaker() as session:
+        async with self.reader() as session:
             templates = await TemplateRepository(session).list_active()
         self.notifier.mode_titles = {t.slug: dict(t.titles) for t in templates}
 
@@ -202,15 +265,23 @@ class BotApplication:
     def readiness(self) -> dict[str, bool]:
         """For ``/readyz``, besides the database: Telegram answered getMe at start, and
         updates are being received (polling, or the webhook set)."""
-        return {"telegram": self._telegram_answered, "bot": self._receiving}
+        checks: dict[str, bool] = {}
+        if self.roles & {Role.BOT, Role.WORKER}:
+            checks["telegram"] = self._telegram_answered
+        if Role.BOT in self.roles:
+            checks["bot"] = self._receiving
+        return checks
 
     def bind_http(self) -> HttpServer:
         """The HTTP server on HTTP_HOST:HTTP_PORT, its port taken now (a busy one is a
         StartupError naming HTTP_PORT); ``serve_http`` starts serving."""
         if self.http is None:
-            self.http = HttpServer(
-                create_app(self), self.settings.http_host, self.settings.http_port
+            app = create_app(
+                self,
+                webhook=Role.BOT in self.roles and self.settings.telegram_mode == "webhook",
+                api=Role.API in self.roles,
             )
+            self.http = HttpServer(app, self.settings.http_host, self.settings.http_port)
             self.http.bind()
         return self.http
 
@@ -273,6 +344,21 @@ class BotApplication:
             await self.dispatcher.emit_shutdown(bot=self.bot, **workflow)
             log.info("webhook mode stopped")
 
+    async def run_until_stopped(self, *, handle_signals: bool = True) -> None:
+        """A process without the bot role: serve until SIGINT/SIGTERM or ``stop()``."""
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        if handle_signals:
+            for wanted in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(wanted, self._stop_requested.set)
+                    installed.append(wanted)
+        try:
+            await self._stop_requested.wait()
+        finally:
+            for wanted in installed:
+                loop.remove_signal_handler(wanted)
+
     async def stop(self) -> None:
         self._stop_requested.set()
         with contextlib.suppress(RuntimeError):  # raised when polling is not running
@@ -281,22 +367,28 @@ class BotApplication:
     async def close(self) -> None:
         if self.http is not None:
             await self.http.stop()  # requests in progress are answered first
+            # Wake-ups the provider callbacks are still retrying (the sweeper has them).
+            callbacks = getattr(self.http.app.state, "provider_callbacks", None)
+            if callbacks is not None:
+                await callbacks.aclose()
         for task in (self._sweeper, self._stars_sync):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.queue.stop()
+        await self.api_callbacks.aclose()
         for provider in self.infra.providers.values():
             await provider.aclose()
         await self.bot.session.close()
         await self.engine.dispose()
 
 
-async def run_bot(settings: Settings) -> None:
+async def run_bot(settings: Settings, roles: frozenset[Role] = EMBEDDED) -> None:
     """Take the HTTP port, check, migrate, then long-poll (or serve the webhook) until
     SIGINT/SIGTERM (which may also come while start-up is still waiting for Telegram:
-    then it stops at once, cleanly). The HTTP server answers from the start."""
+    then it stops at once, cleanly). The HTTP server answers from the start. Without
+    the bot role, the process serves (API, workers) until SIGINT/SIGTERM."""
     from lumigram.catalog import CatalogError
     from lumigram.startup import (
         StartupError,
@@ -307,7 +399,7 @@ async def run_bot(settings: Settings) -> None:
 
     prepare_sqlite_directory(settings.database_url.get_secret_value())
     try:
-        app = BotApplication(settings)
+        app = BotApplication(settings, roles=roles)
     except CatalogError as exc:
         raise StartupError(catalog_problem(exc, settings.catalog_file)) from None
     try:
@@ -317,7 +409,9 @@ async def run_bot(settings: Settings) -> None:
             await app.prepare()
         if interrupted.signal is None:
             log.info("HTTP server on %s", http.url)
-            if settings.telegram_mode == "webhook":
+            if Role.BOT not in roles:
+                await app.run_until_stopped()
+            elif settings.telegram_mode == "webhook":
                 await app.run_webhook()
             else:
                 await app.run_polling()

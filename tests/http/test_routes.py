@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -76,7 +77,12 @@ class StubHost:
     bot: Bot = field(default_factory=lambda: Bot(TOKEN))
     dispatcher: Dispatcher = field(default_factory=Dispatcher)
     metrics: Metrics = field(default_factory=Metrics)
+    infra: Any = None  # the routes under test use no use case
     ready: dict[str, bool] = field(default_factory=lambda: {"telegram": True, "bot": True})
+
+    @property
+    def reader(self) -> async_sessionmaker[AsyncSession]:
+        return self.sessionmaker
 
     def readiness(self) -> dict[str, bool]:
         return dict(self.ready)
@@ -87,7 +93,7 @@ async def test_readyz_is_503_when_the_database_does_not_answer() -> None:
     engine = create_async_engine("postgresql+asyncpg://u:p@127.0.0.1:1/none")
     working = create_async_engine("sqlite+aiosqlite:///:memory:")
     host = StubHost(load_settings(bot_token=TOKEN), async_sessionmaker(engine))
-    server = HttpServer(create_app(host), "127.0.0.1", 0)
+    server = HttpServer(create_app(host, api=False), "127.0.0.1", 0)
     await server.start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lumigram import __version__
 from lumigram.config import Settings
+from lumigram.container import Infrastructure
 from lumigram.http.metrics import Metrics
 from lumigram.http.webhook import WebhookFeeder
 
@@ -18,9 +19,11 @@ class HttpHost(Protocol):
     """What the HTTP server needs from the running application (``BotApplication``)."""
 
     settings: Settings
+    infra: Infrastructure
     bot: Bot
     dispatcher: Dispatcher
     sessionmaker: async_sessionmaker[AsyncSession]
+    reader: async_sessionmaker[AsyncSession]  # read-only sessions (no write lock)
     metrics: Metrics
 
     def readiness(self) -> dict[str, bool]:
@@ -28,16 +31,17 @@ class HttpHost(Protocol):
         ...
 
 
-def create_app(host: HttpHost, *, webhook: bool | None = None) -> FastAPI:
-    """The app for ``host``; the webhook route only in webhook mode (or when asked)."""
-    from lumigram.http.routes import health, metrics, telegram
+def create_app(host: HttpHost, *, webhook: bool | None = None, api: bool = True) -> FastAPI:
+    """The app for ``host``; the webhook route only in webhook mode (or when asked); the
+    API under /v1, its seed aliases and the OpenAPI docs (/docs) unless ``api`` is off."""
+    from lumigram.http.routes import callbacks, health, metrics, telegram
 
     app = FastAPI(
         title="Lumigram",
         version=__version__,
-        docs_url=None,
+        docs_url="/docs" if api else None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json" if api else None,
     )
     app.state.host = host
     app.state.feeder = WebhookFeeder(host.dispatcher, host.bot)
@@ -45,4 +49,10 @@ def create_app(host: HttpHost, *, webhook: bool | None = None) -> FastAPI:
     app.include_router(metrics.router)
     if webhook if webhook is not None else host.settings.telegram_mode == "webhook":
         app.include_router(telegram.router)
+    if api:  # the API role: /v1 and the provider callbacks
+        app.state.callback_verifiers = callbacks.verifiers_for(host)  # providers with webhooks
+        app.include_router(callbacks.router)
+        from lumigram.http.routes import v1
+
+        v1.install(app, host.settings)  # routes, problem+json errors, the rate limiter
     return app

@@ -36,7 +36,7 @@ async def readyz(host: Host) -> JSONResponse:
 
 async def _database_answers(host: Host) -> bool:
     try:
-        async with asyncio.timeout(DATABASE_TIMEOUT), host.sessionmaker() as session:
+        async with asyncio.timeout(DATABASE_TIMEOUT), host.reader() as session:
             await session.execute(text("SELECT 1"))
     except Exception as error:
         log.warning("readiness: the database does not answer (%s)", type(error).__name__)

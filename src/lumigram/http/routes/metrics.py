@@ -16,7 +16,7 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics")
 async def metrics(host: Host) -> Response:
     try:
-        await host.metrics.refresh(host.sessionmaker)
+        await host.metrics.refresh(host.reader)
     except Exception as error:  # the process's own metrics are still worth a scrape
         log.warning("metrics: the database counts failed (%s)", type(error).__name__)
     return Response(host.metrics.render(), media_type=CONTENT_TYPE_LATEST)
