@@ -520,27 +520,26 @@ async def get_subscription(user: Owner, services: ReadServicesDep) -> Subscripti
 
 
 # --- the routes -------------------------------------------------------------------
+# What a route and its seed alias share.
+CREATE: dict[str, Any] = {
+    "methods": ["POST"],
+    "status_code": 202,
+    "response_model": GenerationOut,
+    "openapi_extra": GENERATION_BODY,
+    "responses": {200: {"description": "an idempotent replay"}, **_problems(402, 409, 413, 422)},
+}
+GET_ONE: dict[str, Any] = {
+    "methods": ["GET"],
+    "response_model": GenerationOut,
+    "responses": _problems(404),
+}
+SUBSCRIPTION: dict[str, Any] = {"methods": ["GET"], "response_model": SubscriptionOut}
+
 router.add_api_route(
     "/models", list_models, methods=["GET"], response_model=ModelsOut, summary="List models"
 )
-router.add_api_route(
-    "/generations",
-    create_generation,
-    methods=["POST"],
-    status_code=202,
-    response_model=GenerationOut,
-    summary="Create a generation",
-    openapi_extra=GENERATION_BODY,
-    responses={200: {"description": "an idempotent replay"}, **_problems(402, 409, 413, 422)},
-)
-router.add_api_route(
-    "/generations/{job_id}",
-    get_generation,
-    methods=["GET"],
-    response_model=GenerationOut,
-    summary="Get a generation",
-    responses=_problems(404),
-)
+router.add_api_route("/generations", create_generation, summary="Create a generation", **CREATE)
+router.add_api_route("/generations/{job_id}", get_generation, summary="Get a generation", **GET_ONE)
 router.add_api_route(
     "/generations/{job_id}/files/{n}",
     get_file,
@@ -558,38 +557,16 @@ router.add_api_route(
     responses=_problems(404, 409),
 )
 router.add_api_route("/me", get_me, methods=["GET"], response_model=MeOut, summary="The account")
-router.add_api_route(
-    "/subscription",
-    get_subscription,
-    methods=["GET"],
-    response_model=SubscriptionOut,
-    summary="The subscription",
-)
+router.add_api_route("/subscription", get_subscription, summary="The subscription", **SUBSCRIPTION)
 
 aliases.add_api_route(
-    "/generate",
-    create_generation,
-    methods=["POST"],
-    status_code=202,
-    response_model=GenerationOut,
-    summary="POST /v1/generations (seed alias)",
-    openapi_extra=GENERATION_BODY,
-    responses={200: {"description": "an idempotent replay"}, **_problems(402, 409, 413, 422)},
+    "/generate", create_generation, summary="POST /v1/generations (seed alias)", **CREATE
 )
 aliases.add_api_route(
-    "/status/{job_id}",
-    get_generation,
-    methods=["GET"],
-    response_model=GenerationOut,
-    summary="GET /v1/generations/{id} (seed alias)",
-    responses=_problems(404),
+    "/status/{job_id}", get_generation, summary="GET /v1/generations/{id} (seed alias)", **GET_ONE
 )
 aliases.add_api_route(
-    "/subscription",
-    get_subscription,
-    methods=["GET"],
-    response_model=SubscriptionOut,
-    summary="GET /v1/subscription (seed alias)",
+    "/subscription", get_subscription, summary="GET /v1/subscription (seed alias)", **SUBSCRIPTION
 )
 
 
