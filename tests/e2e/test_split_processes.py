@@ -82,22 +82,23 @@ async def test_bot_worker_and_api_run_as_separate_processes(
     processes: dict[str, asyncio.subprocess.Process] = {}
     logs: dict[str, str] = {}
     try:
-        # The bot first: it applies the migrations the others then find done.
+        # All three at once (their start-up is mostly importing): one applies the
+        # migrations, the others wait for its transaction and find nothing left to do.
         for role in ("bot", "worker", "api"):
             (tmp_path / role).mkdir()
             env = {**common, **extra[role], "HTTP_PORT": str(ports[role])}
             processes[role] = await start_lumigram(
                 role, cwd=tmp_path / role, env=env, stdout=PIPE, stderr=STDOUT
             )
-            url = f"http://127.0.0.1:{ports[role]}"
-            checks = await wait_ready(url, processes[role])
+        expected = {
+            "bot": {"database", "telegram", "bot"},
+            "worker": {"database", "telegram"},
+            "api": {"database"},
+        }
+        for role in ("bot", "worker", "api"):
+            checks = await wait_ready(f"http://127.0.0.1:{ports[role]}", processes[role], 90)
             # Each role reports what it depends on.
-            expected = {
-                "bot": {"database", "telegram", "bot"},
-                "worker": {"database", "telegram"},
-                "api": {"database"},
-            }[role]
-            assert set(checks["checks"]) == expected, checks
+            assert set(checks["checks"]) == expected[role], checks
 
         # The bot answers through its webhook (the emulator sends the secret header).
         assert emulator.webhook_info(token)["url"] == f"{bot_url}/telegram/webhook"

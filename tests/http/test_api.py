@@ -29,7 +29,13 @@ from lumigram.services.users import Contact
 from tests.http.conftest import HttpRunner
 
 PROBLEM = "application/problem+json"
-FAST = {"demo_image_size": 128, "api_callback_private_hosts": True}
+# Generous rate limits: the tests poll quickly (the rate-limit test sets its own).
+FAST = {
+    "demo_image_size": 128,
+    "api_callback_private_hosts": True,
+    "api_rate_limit": 60_000,
+    "api_rate_burst": 1_000,
+}
 
 
 def png(width: int = 48, height: int = 32, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
@@ -334,7 +340,7 @@ async def test_an_idempotency_key_returns_the_same_job(runner: HttpRunner) -> No
 
 
 async def test_the_rate_limit_answers_429_with_retry_after(runner: HttpRunner) -> None:
-    client = await runner.start(api_rate_limit=1, api_rate_burst=2, **FAST)
+    client = await runner.start(**{**FAST, "api_rate_limit": 1, "api_rate_burst": 2})
     key, other = await new_key(runner, 9006), await new_key(runner, 9007)
     assert (await client.get("/v1/me", headers=auth(key))).status_code == 200
     assert (await client.get("/v1/models", headers=auth(key))).status_code == 200
