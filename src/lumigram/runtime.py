@@ -164,12 +164,16 @@ class BotApplication:
             await register_commands(self.bot, self.i18n)
         log.info("roles: %s", ", ".join(sorted(roles)))
         await self._load_mode_titles()
-        if Role.WORKER not in roles:
-            gc.collect()
-            gc.freeze()
-            return
+        if Role.WORKER in roles:
+            await self._start_workers()
+        # Everything imported so far lives as long as the process: take it out of the
+        # garbage collector's view, which cuts full collections (loop stalls) by ~3x.
+        gc.collect()
+        gc.freeze()
+
+    async def _start_workers(self) -> None:
         self.queue.start(self.runner.run_step)
-        if roles == EMBEDDED:
+        if self.roles == EMBEDDED:
             # Jobs interrupted by the last stop carry on. First of all: it drops every
             # lease (none can be alive before this, the only worker, dispatches anything).
             await self.runner.recover()
@@ -182,10 +186,6 @@ class BotApplication:
         self._stars_sync = asyncio.create_task(
             self._reconcile_stars_forever(), name="lumigram-stars-sync"
         )
-        # Everything imported so far lives as long as the process: take it out of the
-        # garbage collector's view, which cuts full collections (loop stalls) by ~3x.
-        gc.collect()
-        gc.freeze()
 
     async def _load_mode_titles(self) -> None:
         async with self.reader() as session:

@@ -225,6 +225,8 @@ class World:
             GenerationPolicy(max_active_jobs=max_active_jobs),
             clock=self.clock,
             images=PillowImages(),
+            # These tests hand jobs to the dispatcher themselves (World.queue).
+            schedule=lambda _followup: None,
         )
 
     async def register(self, user_id: int = USER_ID) -> User:

@@ -174,16 +174,6 @@ class Job:
     id: int | None = None
 
     @property
-    def job_status(self) -> JobStatus:
-        return JobStatus(self.status)
-
-    @property
-    def origin(self) -> Origin:
-        return Origin(
-            self.channel, self.reply_to, self.api_key_id, self.callback_url, self.idempotency_key
-        )
-
-    @property
     def results(self) -> list[ResultFile]:
         return [ResultFile.from_json(item) for item in self.result_files]
 

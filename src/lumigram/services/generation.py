@@ -174,12 +174,11 @@ class GenerationService:
         *,
         images: ImageProcessor,
         events: JobEvents | None = None,
-        schedule: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+        schedule: Callable[[Callable[[], Awaitable[None]]], None],
     ) -> None:
         self._images = images  # Pillow work, run in a thread
         self._events = events  # the job's channel is told (e.g. of a cancel)
-        # Follow-ups (dispatch, events) run once the entry point's scope is done; without
-        # a scope (tests of the service alone) they run at once.
+        # Follow-ups (dispatch, events) run once the entry point's scope is done.
         self._schedule = schedule
         self._subscriptions = subscriptions
         self._uow = uow
@@ -189,7 +188,6 @@ class GenerationService:
         self._dispatcher = dispatcher
         self.policy = policy
         self._clock = clock
-        self._pending: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def _tx(self) -> Transactional:
@@ -409,15 +407,7 @@ class GenerationService:
         return Queued(seen, await self.queue_position(seen), replayed=True)
 
     def _later(self, followup: Callable[[], Awaitable[None]]) -> None:
-        if self._schedule is not None:
-            self._schedule(followup)
-        else:
-            self._pending.append(followup)
-
-    async def run_pending(self) -> None:
-        """Without a scope (tests of the service alone): run what was scheduled."""
-        while self._pending:
-            await self._pending.pop(0)()
+        self._schedule(followup)
 
     @use_case
     async def queue_position(self, job: Job) -> int:
