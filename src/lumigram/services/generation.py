@@ -155,9 +155,10 @@ class DraftError(ValueError):
 
 
 class InvalidReferenceError(ValueError):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, index: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason  # "type", "size" or "count"
+        self.index = index  # which of the request's images, where several came at once
 
 
 class GenerationService:
@@ -392,6 +393,34 @@ class GenerationService:
         if self._events is not None:
             await self._events.publish(JobEvent(JobEventKind.QUEUED, job, position=position))
         await self.start(job)
+
+    async def submit(
+        self,
+        user: User,
+        draft: Draft,
+        origin: Origin,
+        *,
+        references: int,
+        fetch: Callable[[], Awaitable[list[bytes]]],
+    ) -> Queued:
+        """A generation asked for in one request with its reference images (the API):
+        checked before anything is fetched, answered from the idempotency key when it was
+        seen before, else the images are fetched and stored and the job queued; nothing
+        pays: ``PaymentRequiredError`` (no invoice is offered)."""
+        self.clean_prompt(draft.prompt)
+        await self.quote(replace(draft, reference_keys=("-",) * references))
+        replayed = await self.replay(origin)
+        if replayed is not None:
+            return replayed
+        keys: list[str] = []
+        for index, data in enumerate(await fetch()):
+            try:
+                keys.append(await self.add_reference(user.id, data, draft.model_id, len(keys)))
+            except InvalidReferenceError as error:
+                raise InvalidReferenceError(error.reason, index) from None
+        return await self.queue(
+            user, replace(draft, reference_keys=tuple(keys)), origin, invoice=False
+        )
 
     @use_case
     async def replay(self, origin: Origin) -> Queued | None:

@@ -321,17 +321,6 @@ async def create_generation(
     limit = model.capabilities.max_reference_images
     if count > limit:
         raise reference_problem(InvalidReferenceError("count"), count - 1, limit)
-    # What can be checked before anything is downloaded or stored: the prompt, the
-    # mode and the settings (for this many references).
-    try:
-        generation.clean_prompt(body.prompt)
-        await generation.quote(
-            Draft(model.id, body.mode, body.prompt, dict(body.settings), ("-",) * count)
-        )
-    except PromptError as error:
-        raise prompt_problem(error) from None
-    except DraftError as error:
-        raise draft_problem(error, models, model_id, body.mode) from None
     origin = Origin(
         Channel.API,
         reply_to=str(key.id),
@@ -340,21 +329,15 @@ async def create_generation(
         idempotency_key=idempotency,
         request_hash=request_hash(body, model.id, uploads),
     )
+
+    async def fetch() -> list[bytes]:
+        return uploads + await download_references(body.reference_urls, allow_private=allow_private)
+
+    draft = Draft(model.id, body.mode, body.prompt, dict(body.settings))
     try:
-        # A retry with a known key gets its job before anything is downloaded again.
-        queued = await generation.replay(origin)
-        if queued is None:
-            images = uploads + await download_references(
-                body.reference_urls, allow_private=allow_private
-            )
-            keys: list[str] = []
-            for index, data in enumerate(images):
-                try:
-                    keys.append(await generation.add_reference(user.id, data, model.id, len(keys)))
-                except InvalidReferenceError as error:
-                    raise reference_problem(error, index, limit) from None
-            draft = Draft(model.id, body.mode, body.prompt, dict(body.settings), tuple(keys))
-            queued = await generation.queue(user, draft, origin, invoice=False)
+        queued = await generation.submit(user, draft, origin, references=count, fetch=fetch)
+    except InvalidReferenceError as error:
+        raise reference_problem(error, error.index or 0, limit) from None
     except PaymentRequiredError as error:
         raise payment_problem(error) from None
     except ActiveJobLimitError as error:
