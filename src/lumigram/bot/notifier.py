@@ -61,6 +61,7 @@ class TelegramNotifier:
     ) -> None:
         self._bot = bot
         self.messages = messages
+        self._saving: set[asyncio.Task[None]] = set()  # file ids being stored
         self._storage = storage
         self._i18n = i18n
         self._catalog = catalog
@@ -226,7 +227,12 @@ class TelegramNotifier:
             for i, (photo_id, document_id) in enumerate(zip(photo_ids, document_ids, strict=True))
         }
         if ids != known:
-            await self.messages.set_file_ids(job.id, ids)
+            # In the background: the worker marks the job succeeded as soon as the files
+            # are sent (a user who opens /history at once sees it done); until the ids
+            # are stored a re-send just uploads again.
+            task = asyncio.create_task(self.messages.set_file_ids(job.id, ids))
+            self._saving.add(task)
+            task.add_done_callback(self._saving.discard)
 
     async def _photo_input(
         self, file_id: str | None, data: bytes | None
