@@ -8,7 +8,7 @@ points at PostgreSQL, in which case the suite uses its own database there
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -156,3 +156,24 @@ async def second_database_url(tmp_path: Path, request: pytest.FixtureRequest) ->
     yield url
     if check_books:
         await _verify_books(url)
+
+
+@pytest.fixture(scope="session")
+def redis_session_url() -> Iterator[str]:
+    from tests.redis_server import redis_server
+
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+async def redis_url(redis_session_url: str) -> str:
+    """A real Redis, emptied before each test that asks for it (tests/redis_server.py)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_session_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    return redis_session_url

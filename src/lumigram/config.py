@@ -240,6 +240,65 @@ class Settings(DatabaseSettings):
     # link-local addresses (local setups, tests); off, such URLs are refused.
     api_callback_private_hosts: bool = False
 
+    # --- scale-out (docs/scale-out.md) ------------------------------------------------
+    # Redis: job ids go to `lumigram worker` processes through a Redis stream (taskiq),
+    # conversation state and per-user order are shared by bot replicas, and the limits
+    # (throttling, provider caps, Telegram's flood limits) hold across processes.
+    # Unset: the in-process queue and per-process limits of the embedded mode.
+    redis_url: SecretStr | None = None
+    # A worker's hold on a job's step; a long step renews it, and a dead worker's jobs
+    # are taken over once it expires.
+    lease_seconds: float = Field(default=30.0, ge=5, le=3600)
+    # On SIGTERM a worker stops taking steps and gives the running ones this long to
+    # finish; what is still running then is handed back to the other workers.
+    shutdown_grace: float = Field(default=20.0, ge=0, le=600)
+    # Calls per second to each provider, all workers together (0: no limit beyond
+    # PROVIDER_CONCURRENCY, which is also shared by the workers when Redis is set).
+    provider_rate_limit: float = Field(default=0.0, ge=0, le=10000)
+    # Outgoing Bot API calls of all processes together: per second overall, and per
+    # chat (Telegram's limits are about 30/s and 1/s per chat; bursts are allowed).
+    telegram_rate_limit: float = Field(default=30.0, gt=0, le=10000)
+    telegram_chat_rate_limit: float = Field(default=1.0, gt=0, le=1000)
+    telegram_chat_burst: int = Field(default=3, ge=1, le=100)
+    # Where result and reference files live: a local folder (STORAGE_DIR), or
+    # s3://bucket/prefix on any S3-compatible store (AWS, MinIO, R2, ...).
+    storage_url: str = Field(default="", validate_default=True)
+    s3_endpoint_url: str = ""  # empty: AWS's own endpoint for S3_REGION
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = Field(default=None, validate_default=True)
+    s3_region: str = "us-east-1"
+    # How long presigned download URLs (API downloads, provider inputs) stay valid.
+    s3_presign_seconds: int = Field(default=3600, ge=60, le=604800)
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$", value):
+            raise ValueError("must be empty (the local STORAGE_DIR) or s3://bucket[/prefix]")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.match(r"^(redis|rediss|unix)://", value.get_secret_value().strip()):
+            raise ValueError("must be a redis://host:port/db (or rediss://, unix://) URL")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("s3_secret_access_key")
+    @classmethod
+    def _s3_keys(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("storage_url") and (info.data.get("s3_access_key_id") is None) != (
+            value is None
+        ):
+            raise ValueError(
+                "set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither "
+                "(neither: the usual AWS credential chain)"
+            )
+        return value
+
     @field_validator("telegram_mode")
     @classmethod
     def _telegram_mode(cls, value: str) -> str:

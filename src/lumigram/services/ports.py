@@ -131,6 +131,15 @@ class FileStorage(Protocol):
     async def delete(self, key: str) -> None: ...
 
 
+class ProviderSlots(Protocol):
+    """How many calls a provider takes at once (and how fast): in-process by default, or
+    shared by every worker process (Redis) in scale-out."""
+
+    def hold(self, provider: str) -> AbstractAsyncContextManager[None]:
+        """A slot for one call to ``provider``, waited for, released at block exit."""
+        ...
+
+
 class JobDispatcher(Protocol):
     """Hands a job id to a worker; messages carry only the id (the jobs table is the truth)."""
 

@@ -10,10 +10,11 @@ is simply submitted again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -44,6 +45,7 @@ from lumigram.services.ports import (
     ImageProvider,
     JobDispatcher,
     JobEvents,
+    ProviderSlots,
     UnitOfWorkFactory,
 )
 
@@ -63,6 +65,22 @@ class WorkerPolicy:
     sweep_batch: int = 200
 
 
+class LocalProviderSlots:
+    """``ProviderSlots`` of one process: a semaphore per provider."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, provider: str) -> AsyncIterator[None]:
+        semaphore = self._semaphores.get(provider)
+        if semaphore is None:
+            semaphore = self._semaphores[provider] = asyncio.Semaphore(self.concurrency)
+        async with semaphore:
+            yield
+
+
 class JobRunner:
     def __init__(
         self,
@@ -76,6 +94,7 @@ class JobRunner:
         after_failure: Callable[[], Awaitable[None]] | None = None,
         *,
         images: ImageProcessor,
+        slots: ProviderSlots | None = None,
     ) -> None:
         self._images = images  # Pillow work, run in a thread
         self._after_failure = after_failure  # e.g. send the refund of a paid job now
@@ -87,9 +106,9 @@ class JobRunner:
         self.policy = policy or WorkerPolicy()
         self._clock = clock
         self._last_progress: dict[int, float] = {}  # job id -> monotonic time of last edit
-        self._slots = {
-            name: asyncio.Semaphore(self.policy.provider_concurrency) for name in providers
-        }
+        # At most ``provider_concurrency`` calls to a provider at once: in this process,
+        # or across every worker process when the slots are shared (Redis).
+        self._slots = slots or LocalProviderSlots(self.policy.provider_concurrency)
 
     # --- entry points -------------------------------------------------------
     async def run_step(self, job_id: int) -> None:
@@ -289,7 +308,7 @@ class JobRunner:
 
     async def _with_provider(self, job: Job, call: Awaitable[T]) -> T:
         """At most ``provider_concurrency`` calls to one provider at a time."""
-        async with self._slots[job.provider]:
+        async with self._slots.hold(job.provider):
             return await call
 
     def _provider(self, job: Job) -> ImageProvider:
