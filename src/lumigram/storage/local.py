@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import secrets
 from pathlib import Path
 
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$")
+from lumigram.storage.keys import StorageKeyError, check_key
 
-
-class StorageKeyError(ValueError):
-    pass
+__all__ = ["LocalStorage", "StorageKeyError"]
 
 
 class LocalStorage:
@@ -22,9 +19,7 @@ class LocalStorage:
         self.root = root.resolve()
 
     def _path(self, key: str) -> Path:
-        if not _SAFE_KEY.match(key) or ".." in key.split("/"):
-            raise StorageKeyError(f"unsafe storage key {key!r}")
-        path = (self.root / key).resolve()
+        path = (self.root / check_key(key)).resolve()
         if self.root not in path.parents:
             raise StorageKeyError(f"storage key {key!r} escapes the storage folder")
         return path
@@ -42,6 +37,11 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, True)
+
+    async def public_url(self, key: str, expires_in: int) -> str | None:
+        """None: a local file has no URL of its own (the API serves it)."""
+        check_key(key)
+        return None
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

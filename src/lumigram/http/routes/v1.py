@@ -390,14 +390,24 @@ async def get_file(
     services: ReadServicesDep,
     host: Host,
 ) -> Response:
-    """Result file ``n`` (1, 2, …) of a generation, as stored."""
+    """Result file ``n`` (1, 2, …) of a generation, as stored; with S3 storage, a 307
+    redirect to a presigned URL of it."""
     job = await _own_job(services, user, job_id)
     results = job.results if files_ready(job) else []
     if n > len(results):
         raise not_found("file")
     result = results[n - 1]
+    storage = host.infra.storage
+    url = await storage.public_url(result.key, host.settings.s3_presign_seconds)
+    if url is not None:  # an object store: the client downloads from it directly
+        if not await storage.exists(result.key):
+            log.warning("job %s: result file %s is no longer stored", job_id, n)
+            raise not_found("file (it is no longer stored)")
+        return Response(
+            status_code=307, headers={"Location": url, "Cache-Control": "private, no-store"}
+        )
     try:
-        data = await host.infra.storage.get(result.key)
+        data = await storage.get(result.key)
     except (FileNotFoundError, KeyError):
         log.warning("job %s: result file %s is no longer stored", job_id, n)
         raise not_found("file (it is no longer stored)") from None
