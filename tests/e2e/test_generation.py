@@ -211,16 +211,3 @@ async def test_job_survives_a_restart_and_is_delivered_once(
     await user.wait_idle(quiet=1.0, timeout=10)
     assert len([m for m in user.bot_messages if m.media_type == "photo"]) == 1
     assert len([m for m in user.bot_messages if m.media_type == "document"]) == 1
-
-
-async def test_a_conversation_lost_in_a_restart_says_so(
-    runner: BotRunner, emulator: TelegramEmulator
-) -> None:
-    await runner.start()
-    user = emulator.user(user_id=1008, first_name="Ida")
-    await generate(user, "Nature", "a waterfall")
-    await runner.restart()  # the conversation state lived in memory
-    query_id = await user.press("Generate")
-    answer = await user.wait_callback_answer(query_id)
-    assert "no longer valid" in (answer.text or "")
-    assert not [m for m in user.bot_messages if m.media_type == "photo"]

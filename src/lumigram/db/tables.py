@@ -293,3 +293,16 @@ star_transaction_issues = Table(
     Column("resolved_at", UTCDateTime()),
     UniqueConstraint("transaction_id", "direction"),
 )
+
+# --- the bot's conversation state (aiogram FSM) without Redis: bot.fsm.SqlStorage -------
+
+fsm_states = Table(
+    "fsm_states",
+    metadata,
+    # bot, chat, thread, user, business connection and destiny (bot.fsm.TableKeyBuilder).
+    Column("key", String(512), primary_key=True),
+    Column("state", Text),
+    Column("data", Text, nullable=False, server_default="{}"),  # a JSON object
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_fsm_states_updated_at", "updated_at"),  # pruning idle conversations
+)
