@@ -2,15 +2,18 @@
 
 A user who goes over the limit gets at most one notice until they slow down.
 Runs before the database is touched, so a flood costs no queries. Payments are
-never throttled (``money.is_payment``).
+never throttled (``money.is_payment``). ``TokenBuckets`` is one process's;
+``RedisTokenBuckets`` the same buckets in Redis, shared by every bot replica (pick with
+``build_user_buckets``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update
@@ -19,7 +22,15 @@ from aiogram.utils.i18n import I18n
 
 from lumigram.bot import render
 from lumigram.bot.middlewares.money import is_payment
+from lumigram.config import Settings
 from lumigram.domain.users import pick_language
+from lumigram.limits.buckets import LimiterUnavailableError
+from lumigram.limits.redis_scripts import RedisThrottle
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 # Buckets idle this long are full again and can be forgotten.
 FORGET_AFTER_SECONDS = 600.0
@@ -69,8 +80,49 @@ class TokenBuckets:
             del self._buckets[key]
 
 
+class RedisTokenBuckets:
+    """``TokenBuckets`` in Redis: one bucket per user for all the bot's replicas, with the
+    same answers (the notice flag lives in the bucket, updated in the same atomic step).
+
+    Without Redis (down, unreachable) updates are let through, with a warning."""
+
+    def __init__(
+        self, redis: Redis, rate: float, burst: int, *, prefix: str = "lumigram:limits:user"
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.prefix = prefix
+        self._throttle = RedisThrottle(redis)
+        self._warned_at = -1e9
+
+    async def take(self, key: int) -> tuple[bool, bool]:
+        """Spend one token. Returns (allowed, notify): notify is True once per overflow."""
+        try:
+            return await self._throttle.take(f"{self.prefix}:{key}", self.rate, self.burst)
+        except LimiterUnavailableError as exc:
+            now = time.monotonic()
+            if now - self._warned_at > 60:
+                self._warned_at = now
+                log.warning("per-user throttling unavailable, letting updates through: %s", exc)
+            return True, False
+
+
+class UserBuckets(Protocol):
+    """What ``ThrottlingMiddleware`` asks: ``TokenBuckets`` (answers at once) or
+    ``RedisTokenBuckets`` (awaited)."""
+
+    def take(self, key: int) -> tuple[bool, bool] | Awaitable[tuple[bool, bool]]: ...
+
+
+def build_user_buckets(settings: Settings, redis: Redis | None = None) -> UserBuckets:
+    """Shared buckets with Redis, this process's without."""
+    if redis is None:
+        return TokenBuckets(settings.throttle_rate, settings.throttle_burst)
+    return RedisTokenBuckets(redis, settings.throttle_rate, settings.throttle_burst)
+
+
 class ThrottlingMiddleware(BaseMiddleware):
-    def __init__(self, buckets: TokenBuckets, i18n: I18n) -> None:
+    def __init__(self, buckets: UserBuckets, i18n: I18n) -> None:
         self._buckets = buckets
         self._i18n = i18n
 
@@ -88,7 +140,10 @@ class ThrottlingMiddleware(BaseMiddleware):
             # Money that moved (a successful or refunded payment arrives as a Message),
             # pre-checkout queries and subscription changes are never dropped or delayed.
             return await handler(event, data)
-        allowed, notify = self._buckets.take(sender.id)
+        taken = self._buckets.take(sender.id)
+        if not isinstance(taken, tuple):
+            taken = await taken
+        allowed, notify = taken
         if allowed:
             return await handler(event, data)
         locale = pick_language(sender.language_code, self._i18n.default_locale)
