@@ -23,11 +23,13 @@ WORKDIR /src
 # version file are needed for that.
 COPY pyproject.toml constraints.txt README.md ./
 COPY src/lumigram/__init__.py src/lumigram/__init__.py
-RUN pip install -c constraints.txt .
+# With the `scale` extra (Redis, taskiq, aiobotocore) so that one image serves the
+# embedded mode and the scaled-out compose.yaml alike.
+RUN pip install -c constraints.txt '.[scale]'
 
 # Then the code itself (the dependencies are already there).
 COPY src/ src/
-RUN pip install --no-deps --force-reinstall -c constraints.txt . \
+RUN pip install --no-deps --force-reinstall -c constraints.txt '.[scale]' \
     && lumigram --version
 
 # --- runtime ----------------------------------------------------------------------------

@@ -26,7 +26,8 @@ UNIT = ROOT / "deploy" / "lumigram.service"
 CADDYFILE = ROOT / "deploy" / "Caddyfile"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 
-LUMIGRAM_SERVICES = {"migrate", "bot", "worker", "api"}
+LUMIGRAM_SERVICES = {"migrate", "bot-1", "bot-2", "worker", "api"}
+ENGINES = {"db", "redis", "minio", "buckets", "caddy"}
 
 
 def assert_lumigram_command(argv: list[str], where: str) -> None:
@@ -195,7 +196,7 @@ def command(value: str) -> list[str]:
 
 
 def test_compose_has_the_services() -> None:
-    assert set(compose()) == {"db", "caddy", *LUMIGRAM_SERVICES}
+    assert set(compose()) == {*ENGINES, *LUMIGRAM_SERVICES}
     lumigram = {name for name, keys in compose().items() if keys.get("build") == "."}
     assert lumigram == LUMIGRAM_SERVICES
 
@@ -203,7 +204,7 @@ def test_compose_has_the_services() -> None:
 @pytest.mark.parametrize("service", sorted(LUMIGRAM_SERVICES))
 def test_compose_commands_are_lumigram_subcommands(service: str) -> None:
     argv = command(compose()[service]["command"])
-    assert argv == [service]
+    assert argv == [service.split("-")[0]]  # bot-1 and bot-2 are replicas of `bot`
     assert_lumigram_command(argv, f"compose.yaml service {service}")
 
 
@@ -233,11 +234,20 @@ def test_compose_environment_is_made_of_settings() -> None:
         assert_setting(name, "compose.yaml environment")
     assert environment["DATABASE_URL"].startswith("postgresql+asyncpg://")
     assert environment["HTTP_HOST"] == "0.0.0.0"
-    # The shared volume is where the files are: the worker writes, bot and api read.
-    assert f"- files:{environment['STORAGE_DIR']}" in [line.strip() for line in top["x-lumigram"]]
-    bot = "\n".join(_blocks(top["services"][1:], 2)["bot"])
-    assert "TELEGRAM_MODE: webhook" in bot
+    # Scale-out: Redis for the job stream and shared state, files in MinIO.
+    assert environment["REDIS_URL"] == "redis://redis:6379/0"
+    assert environment["STORAGE_URL"].startswith("s3://")
+    assert environment["S3_ENDPOINT_URL"] == "http://minio:9000"
+    services = _blocks(top["services"][1:], 2)
+    for replica in ("bot-1", "bot-2"):
+        assert "TELEGRAM_MODE: webhook" in "\n".join(services[replica])
     assert_setting("TELEGRAM_MODE", "compose.yaml bot")
+    assert "replicas: 3" in "\n".join(services["worker"])
+    # The bucket the files go to is made before anything starts.
+    assert environment["STORAGE_URL"].split("/")[2] in "\n".join(services["buckets"])
+    assert re.search(
+        r"buckets:\s+condition: service_completed_successfully", "\n".join(services["migrate"])
+    )
 
 
 def test_deploy_doc_names_every_compose_service() -> None:

@@ -264,6 +264,9 @@ class Settings(DatabaseSettings):
     # s3://bucket/prefix on any S3-compatible store (AWS, MinIO, R2, ...).
     storage_url: str = Field(default="", validate_default=True)
     s3_endpoint_url: str = ""  # empty: AWS's own endpoint for S3_REGION
+    # The endpoint in presigned URLs, when API clients and providers reach the store by
+    # another address than Lumigram does (empty: S3_ENDPOINT_URL).
+    s3_public_endpoint_url: str = ""
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = Field(default=None, validate_default=True)
     s3_region: str = "us-east-1"
@@ -517,7 +520,7 @@ def mask_secret(secret: str) -> str:
 
 def mask_url(url: str) -> str:
     """Hide the password of a database URL."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1****@", url)
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", url)
 
 
 def load_settings(**overrides: Any) -> Settings:

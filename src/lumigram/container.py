@@ -75,9 +75,8 @@ def generation_policy(settings: Settings) -> GenerationPolicy:
 
 def worker_policy(settings: Settings) -> WorkerPolicy:
     return WorkerPolicy(
-        # Longer than the slowest step can take (a request retried with back-off), so a
-        # live worker never loses its lease to the sweeper in the middle of a call.
-        lease=timedelta(seconds=settings.provider_timeout * 5 + 60),
+        # Short, and renewed while a step runs: a dead worker's jobs are taken over soon.
+        lease=timedelta(seconds=settings.lease_seconds),
         provider_concurrency=settings.provider_concurrency,
         rules=RetryRules(
             max_attempts=settings.job_max_attempts,

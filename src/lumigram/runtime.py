@@ -25,12 +25,15 @@ from lumigram.bot.app import build_bot, build_dispatcher
 from lumigram.bot.commands import register_commands
 from lumigram.bot.i18n import build_i18n
 from lumigram.bot.job_messages import TelegramJobMessages
+from lumigram.bot.middlewares.throttling import build_user_buckets
 from lumigram.bot.notifier import TelegramNotifier
+from lumigram.bot.session import build_flood_limiter
 from lumigram.bot.stars import TelegramMoneyNotifier, TelegramStars
 from lumigram.catalog import load_catalog
 from lumigram.config import DatabaseSettings, Settings
 from lumigram.container import Infrastructure, Services, billing_for, worker_policy
 from lumigram.db.engine import create_engine, create_sessionmaker
+from lumigram.db.leader import SweeperLock
 from lumigram.db.mapping import map_entities
 from lumigram.db.repositories.ledger import LedgerRepository
 from lumigram.db.repositories.templates import TemplateRepository
@@ -45,14 +48,17 @@ from lumigram.http import (
 )
 from lumigram.http.callbacks_out import ApiCallbacks
 from lumigram.http.metrics import MetricsJobEvents
+from lumigram.limits import build_provider_slots
+from lumigram.limits.redis_scripts import open_redis
 from lumigram.providers.registry import build_providers
 from lumigram.queue.inprocess import InProcessQueue
+from lumigram.queue.stream import StreamQueue
 from lumigram.queue.table import TableQueue
 from lumigram.services.events import JobEventRouter
 from lumigram.services.ledger import Ledger
 from lumigram.services.ports import JobDispatcher
 from lumigram.services.worker import JobRunner
-from lumigram.storage.local import LocalStorage
+from lumigram.storage import build_storage, check_storage, close_storage
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +93,38 @@ class BotApplication:
         self.i18n: I18n = build_i18n(settings.default_language)
         # Every role may talk to Telegram (results, refunds, a cancelled job's message);
         # only the bot role receives updates.
-        self.bot: Bot = build_bot(settings)
-        self.queue = InProcessQueue(concurrency=settings.worker_concurrency)
+        # Redis (scale-out): the limits every process shares (Telegram's flood limits,
+        # per-user throttling, provider slots); none in the embedded mode.
+        self.redis = (
+            open_redis(settings.redis_url.get_secret_value()) if settings.redis_url else None
+        )
+        self.bot: Bot = build_bot(
+            settings,
+            flood=build_flood_limiter(settings, self.redis) if self.redis is not None else None,
+        )
+        self.queue: InProcessQueue | StreamQueue
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else ""
+        if redis_url:  # scale-out: job ids go to the worker processes over a Redis stream
+            self.queue = StreamQueue(
+                redis_url,
+                concurrency=settings.worker_concurrency,
+                redeliver_after=max(60.0, 2 * settings.lease_seconds),
+            )
+        else:
+            self.queue = InProcessQueue(concurrency=settings.worker_concurrency)
+        # Whether this process runs the sweeper: one worker process at a time does.
+        self.sweeper_lock = SweeperLock(self.engine, settings.sqlite_path())
         self.catalog = load_catalog(override=settings.catalog_file)
-        # Without workers in this process, a new job waits in the jobs table for a
-        # worker process's sweeper (until the scale-out work adds a broker).
-        dispatcher: JobDispatcher = self.queue if Role.WORKER in roles else TableQueue()
+        # Without workers in this process and without Redis, a new job waits in the jobs
+        # table for a worker process's sweeper.
+        dispatcher: JobDispatcher = (
+            self.queue if Role.WORKER in roles or redis_url else TableQueue()
+        )
         self.infra = Infrastructure(
             settings=settings,
             catalog=self.catalog,
             providers=build_providers(settings),
-            storage=LocalStorage(settings.storage_dir),
+            storage=build_storage(settings),
             dispatcher=dispatcher,
         )
         self.infra.stars = TelegramStars(self.bot, self.i18n)
@@ -130,12 +157,19 @@ class BotApplication:
             worker_policy(settings),
             after_failure=self.send_refunds,
             images=self.infra.images,
+            slots=build_provider_slots(settings, self.redis),
         )
+        from lumigram.bot.fsm import build_fsm  # conversation state: the database or Redis
+
+        fsm_storage, events_isolation = build_fsm(settings, self.sessionmaker, self.reader)
         self.dispatcher: Dispatcher = build_dispatcher(
             self.infra,
             self.sessionmaker,
             self.i18n,
             self.notifier,
+            storage=fsm_storage,
+            events_isolation=events_isolation,
+            user_buckets=build_user_buckets(settings, self.redis),
             extra_routers=extra_routers,
             update_middlewares=(UpdateMetricsMiddleware(self.metrics), HandlingOutcomeMiddleware()),
         )
@@ -154,11 +188,14 @@ class BotApplication:
 
         url = self.settings.database_url.get_secret_value()
         await check_database(self.engine, url)  # a few quick tries, then one line
+        await check_storage(self.infra.storage)  # S3: the bucket answers to the keys
         roles = self.roles
         if roles & {Role.BOT, Role.WORKER}:  # they talk to Telegram from the start
             me = await wait_for_telegram(self.bot, self.settings.telegram_api_base)
             self._telegram_answered = True
         log.info("%s", await apply_migrations(self.engine, url))
+        if isinstance(self.queue, StreamQueue):
+            await self.queue.open()  # Redis unreachable: one line naming REDIS_URL
         if Role.BOT in roles:
             log.info("starting @%s (id %s)", me.username, me.id)
             await register_commands(self.bot, self.i18n)
@@ -173,15 +210,19 @@ class BotApplication:
 
     async def _start_workers(self) -> None:
         self.queue.start(self.runner.run_step)
-        if self.roles == EMBEDDED:
-            # Jobs interrupted by the last stop carry on. First of all: it drops every
-            # lease (none can be alive before this, the only worker, dispatches anything).
+        sweeps = await self.sweeper_lock.held()
+        if self.roles == EMBEDDED and self.settings.is_sqlite and not self.settings.redis_url:
+            # `lumigram run` on SQLite is the only process: jobs interrupted by the last
+            # stop carry on now. It drops every lease (none can be alive before this, the
+            # only worker, dispatches anything).
             await self.runner.recover()
-        else:  # other workers may be running: leases of a dead one expire by themselves
+        elif sweeps:  # other workers may be running: leases of a dead one expire by themselves
             await self.runner.sweep()
-        # Payments whose update the last run lost (or never committed) are recorded next.
-        await self.reconcile_stars(settle_after=0.0)
-        await self.settle_money()  # money left in flight by the last stop is put right
+        if sweeps:
+            # Payments whose update the last run lost (or never committed) are recorded
+            # next, and money left in flight by the last stop is put right.
+            await self.reconcile_stars(settle_after=0.0)
+            await self.settle_money()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="lumigram-sweeper")
         self._stars_sync = asyncio.create_task(
             self._reconcile_stars_forever(), name="lumigram-stars-sync"
@@ -196,9 +237,13 @@ class BotApplication:
         sweeps = 0
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
-            sweeps += 1
             try:
+                if not await self.sweeper_lock.held():
+                    continue  # another worker sweeps; this one takes over if it dies
+                sweeps += 1
                 await self.runner.sweep()
+                if isinstance(self.queue, StreamQueue):
+                    await self.queue.trim()
                 await self.settle_money()
                 if sweeps % USAGE_REFRESH_EVERY == 0:
                     await self._refresh_usage_counts()
@@ -209,6 +254,8 @@ class BotApplication:
         interval = self.settings.stars_reconcile_interval
         while True:
             await asyncio.sleep(interval)
+            if not await self.sweeper_lock.held():
+                continue
             # A payment younger than this is most likely still on its way as an update.
             await self.reconcile_stars(settle_after=min(interval, SETTLE_AFTER_SECONDS))
 
@@ -376,11 +423,19 @@ class BotApplication:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self.queue.stop()
+        # SIGTERM: no new steps; the running ones get SHUTDOWN_GRACE seconds, the rest
+        # are handed back to the other workers (their leases released).
+        await self.queue.stop(drain_timeout=self.settings.shutdown_grace)
+        await self.runner.hand_back()
+        await self.sweeper_lock.release()
         await self.api_callbacks.aclose()
         for provider in self.infra.providers.values():
             await provider.aclose()
         await self.bot.session.close()
+        await self.dispatcher.fsm.close()  # the conversation storage and its isolation
+        await close_storage(self.infra.storage)
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()
 
 

@@ -935,3 +935,88 @@ async def test_coloring_mode_stores_a_black_and_white_png(world: World) -> None:
         assert values <= {0, 255}
     assert 255 in values  # there is paper
     assert world.notifier.deliveries[0][1][0][1] == data
+
+
+# --- leases of many processes ----------------------------------------------------------------
+
+
+class GatedProvider:
+    """The demo provider, whose submit waits until the test opens the gate."""
+
+    def __init__(self, inner: DemoProvider) -> None:
+        self.inner = inner
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def submit(self, request: Any) -> Any:
+        self.entered.set()
+        await self.gate.wait()
+        return await self.inner.submit(request)
+
+
+def gated_runner(world: World, lease: timedelta) -> tuple[JobRunner, GatedProvider]:
+    gated = GatedProvider(world.demo)
+    runner = JobRunner(
+        unit_of_work_factory(world.sessionmaker, lambda _session: world.billing),
+        {"demo": gated, "replicate": world.replicate},  # type: ignore[dict-item]
+        world.storage,
+        world.notifier,
+        world.dispatcher,
+        WorkerPolicy(lease=lease, rules=FAST_RULES, provider_concurrency=4),
+        clock=world.clock,
+        images=PillowImages(),
+    )
+    return runner, gated
+
+
+async def test_a_long_step_renews_its_lease_and_keeps_the_job(world: World) -> None:
+    job = await world.queue(DEMO_DRAFT)
+    world.dispatcher.pending.clear()
+    runner, gated = gated_runner(world, timedelta(seconds=0.6))  # renewed every 0.2 s
+    step = asyncio.create_task(runner.run_step(job.id or 0))
+    await asyncio.wait_for(gated.entered.wait(), 5)
+    world.clock.advance(30)  # far past the first lease: only a renewal keeps it
+
+    async def lease_end() -> datetime | None:
+        return (await world.job(job.id)).lease_expires_at
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while (await lease_end() or START) < START + timedelta(seconds=30):
+        assert loop.time() < deadline, "the lease was never renewed"
+        await asyncio.sleep(0.05)
+    # Another worker's sweep and claim find the lease alive: the job stays with us.
+    assert await runner.sweep() == 0
+    gated.gate.set()
+    await asyncio.wait_for(step, 10)
+    await world.drive(runner)
+    assert (await world.job(job.id)).status == JobStatus.SUCCEEDED.value
+    assert len(world.notifier.deliveries) == 1
+
+
+async def test_a_step_stopped_at_shutdown_is_handed_back_at_once(world: World) -> None:
+    job = await world.queue(DEMO_DRAFT)
+    world.dispatcher.pending.clear()
+    runner, gated = gated_runner(world, timedelta(seconds=30))
+    step = asyncio.create_task(runner.run_step(job.id or 0))
+    await asyncio.wait_for(gated.entered.wait(), 5)
+    assert (await world.job(job.id)).lease_token is not None
+    assert await runner.sweep() == 0  # leased: nobody else may take it
+
+    step.cancel()  # the shutdown grace ran out
+    with pytest.raises(asyncio.CancelledError):
+        await step
+    assert await runner.hand_back() == 1
+    stored = await world.job(job.id)
+    assert stored.lease_token is None
+    assert stored.status == JobStatus.RUNNING.value
+    # Due now for any worker, not in 30 s: a sweep finds it and another runner finishes it.
+    assert await runner.sweep() == 1
+    gated.gate.set()
+    await world.drive(runner)
+    assert (await world.job(job.id)).status == JobStatus.SUCCEEDED.value
+    assert len(world.notifier.deliveries) == 1
+    assert await runner.hand_back() == 0

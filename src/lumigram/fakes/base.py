@@ -72,6 +72,8 @@ class FakeServer:
         self.requests: list[RecordedRequest] = []
         self.rate_limit: RateLimit | None = None
         self.retry_after_seconds = 1
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -144,7 +146,12 @@ class FakeServer:
             response = await self._apply(fault)
             if response is not None:
                 return response
-        return await handler(request)
+        self.in_flight += 1  # requests being answered at once (a concurrency cap's test)
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
 
     async def _apply(self, fault: Fault) -> web.StreamResponse | None:
         match fault:

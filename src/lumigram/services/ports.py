@@ -84,6 +84,10 @@ class JobGateway(Protocol):
         """Write ``values`` only if we still hold the lease; False if we lost it."""
         ...
 
+    async def renew_lease(self, job_id: int, token: str, until: datetime) -> bool: ...
+
+    async def release_lease(self, job_id: int, token: str) -> bool: ...
+
     async def cancel_active(self, job_id: int, *, user_id: int | None, now: datetime) -> Job | None:
         """Mark an active job cancelled (conditional update); the job, or None if not active."""
         ...
@@ -129,6 +133,12 @@ class FileStorage(Protocol):
     async def exists(self, key: str) -> bool: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def public_url(self, key: str, expires_in: int) -> str | None:
+        """A URL anybody holding it can download the file from, without credentials, for
+        ``expires_in`` seconds (an API client, a provider fetching an input image); None
+        when the store has none (a local folder: the file is served by the API)."""
+        ...
 
 
 class ProviderSlots(Protocol):

@@ -58,7 +58,9 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "im
 
 @dataclass(frozen=True, slots=True)
 class WorkerPolicy:
-    lease: timedelta = timedelta(seconds=120)  # longer than any single step may take
+    # A worker's hold on a step; renewed every third of it while the step runs, so a
+    # dead worker's job is taken over by another about this long after it died.
+    lease: timedelta = timedelta(seconds=30)
     rules: RetryRules = field(default_factory=RetryRules)
     provider_concurrency: int = 8  # provider calls at once, per provider
     progress_interval: float = 3.0  # seconds between two progress events of a job
@@ -106,6 +108,7 @@ class JobRunner:
         self.policy = policy or WorkerPolicy()
         self._clock = clock
         self._last_progress: dict[int, float] = {}  # job id -> monotonic time of last edit
+        self._running: dict[int, str] = {}  # job id -> lease token of the steps running here
         # At most ``provider_concurrency`` calls to a provider at once: in this process,
         # or across every worker process when the slots are shared (Redis).
         self._slots = slots or LocalProviderSlots(self.policy.provider_concurrency)
@@ -121,13 +124,52 @@ class JobRunner:
             )
         if job is None:
             return
+        self._running[job_id] = token
+        renewal = asyncio.create_task(self._renew(job_id, token), name=f"lease-{job_id}")
+        stopped = False
         try:
             await self._step(job, token)
         except ProviderError as error:
             await self._provider_failed(job, token, error, resubmit=False)
+        except asyncio.CancelledError:  # shutting down: ``hand_back`` releases the lease
+            stopped = True
+            raise
         except Exception:
             log.exception("job %s: step %s crashed", job.id, job.step)
             await self._fail(job, token, ErrorClass.INTERNAL, "internal error", None)
+        finally:
+            renewal.cancel()
+            if not stopped and self._running.get(job_id) == token:
+                del self._running[job_id]
+
+    async def _renew(self, job_id: int, token: str) -> None:
+        """Keep the lease while the step runs (a long provider call, a big download)."""
+        lease = self.policy.lease
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                async with self._uow() as uow:
+                    kept = await uow.jobs.renew_lease(job_id, token, self._clock() + lease)
+            except Exception as error:  # try again; the lease still has two thirds left
+                log.warning("job %s: renewing its lease failed (%s)", job_id, error)
+                continue
+            if not kept:
+                return  # cancelled or taken over: the step's own write will notice
+
+    async def hand_back(self) -> int:
+        """At shutdown, after the running steps were stopped: release their leases, so
+        another worker takes the jobs over now instead of after the lease expires."""
+        running, self._running = dict(self._running), {}
+        handed = 0
+        for job_id, token in running.items():
+            try:
+                async with self._uow() as uow:
+                    handed += await uow.jobs.release_lease(job_id, token)
+            except Exception as error:  # the lease expires by itself
+                log.warning("job %s: could not hand it back (%s)", job_id, error)
+        if handed:
+            log.info("handed %s running job(s) back to the other workers", handed)
+        return handed
 
     async def sweep(self) -> int:
         """Dispatch every active job that is due and not leased; returns how many."""
@@ -142,7 +184,8 @@ class JobRunner:
         return len(due)
 
     async def recover(self) -> int:
-        """At start-up of a single-process deployment: no lease can be alive, drop them all."""
+        """At start-up of a single-process deployment (``lumigram run`` on SQLite): no
+        lease can be alive, drop them all. Everywhere else leases expire by themselves."""
         async with self._uow() as uow:
             released = await uow.jobs.release_all_leases()
         if released:

@@ -87,6 +87,16 @@ class JobRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def renew_lease(self, job_id: int, token: str, until: datetime) -> bool:
+        """Extend ``token``'s lease of the active job; False: lost (cancelled, taken)."""
+        return await self.update_leased(job_id, token, {"lease_expires_at": until})
+
+    async def release_lease(self, job_id: int, token: str) -> bool:
+        """Hand the job back: due now for any worker (a worker shutting down)."""
+        return await self.update_leased(
+            job_id, token, {"lease_token": None, "lease_expires_at": None}
+        )
+
     async def cancel_active(self, job_id: int, *, user_id: int | None, now: datetime) -> Job | None:
         conditions = [J.id == job_id, J.status.in_(ACTIVE)]
         if user_id is not None:
