@@ -29,3 +29,28 @@ async def test_session_waits_out_429_retry_after() -> None:
         assert elapsed >= 1.0  # it really waited for retry_after
     finally:
         await emulator.stop()
+
+
+async def test_a_callback_answered_before_does_not_fail_the_update() -> None:
+    """The same update handled twice (a webhook retried after a replica stopped mid-answer):
+    the second answerCallbackQuery is refused by Telegram and is moot; other refusals
+    still raise."""
+    import pytest
+    from aiogram.exceptions import TelegramBadRequest
+
+    emulator = TelegramEmulator(flood=FloodLimits.unlimited())
+    await emulator.start(host="127.0.0.1", port=0)
+    try:
+        token = emulator.create_bot(username="twice_bot", first_name="Twice")
+        user = emulator.user(user_id=901, first_name="U")
+        await user.send_text("/start")
+        bot = Bot(token, session=build_session(emulator.base_url))
+        try:
+            assert await bot.answer_callback_query("4000000000000000001", text="done") is True
+            assert any("query is too old" in e.description for e in emulator.errors)
+            with pytest.raises(TelegramBadRequest):
+                await bot.send_message(901, "")  # an empty text is still an error
+        finally:
+            await bot.session.close()
+    finally:
+        await emulator.stop()

@@ -64,6 +64,7 @@ class Lane:
             "DEMO_IMAGE_SIZE": "64",
             "SWEEP_INTERVAL": "0.3",
             "JOB_RETRY_DELAY": "0.05",
+            "LEASE_SECONDS": "5",  # PostgreSQL: a killed run's leases expire, not dropped
             "STARS_RECONCILE_INTERVAL": "3600",  # only the start-up reconciliation
             "THROTTLE_RATE": "100",
             "THROTTLE_BURST": "100",

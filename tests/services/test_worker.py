@@ -1020,3 +1020,27 @@ async def test_a_step_stopped_at_shutdown_is_handed_back_at_once(world: World) -
     assert (await world.job(job.id)).status == JobStatus.SUCCEEDED.value
     assert len(world.notifier.deliveries) == 1
     assert await runner.hand_back() == 0
+
+
+async def test_status_writes_of_the_bot_and_a_worker_at_once_do_not_collide(world: World) -> None:
+    """The bot remembers the status message while a worker (another process) records the
+    text it shows: both may create the job's row at the same moment (seen on PostgreSQL,
+    where it failed the job)."""
+    from lumigram.bot.job_messages import TelegramJobMessages
+
+    job = await world.queue(DEMO_DRAFT)
+    assert job.id is not None
+    messages = TelegramJobMessages(world.sessionmaker)
+    await asyncio.gather(
+        *(
+            messages.remember(job.id, CHAT_ID, 100 + i)
+            if i % 2
+            else messages.record_text(job.id, CHAT_ID, f"text {i}")
+            for i in range(12)
+        )
+    )
+    status = await messages.status(job.id)
+    assert status is not None
+    assert status.chat_id == CHAT_ID
+    assert status.message_id is not None
+    assert status.text is not None

@@ -7,6 +7,8 @@ Redis, shared by every process of the bot, when it is configured). aiogram raise
 waits the ``retry_after`` Telegram asked for and sends again, a few times.
 ``SkipMalformedUpdates`` keeps long polling alive when an update does not
 parse: it drops that update (logging its id) instead of asking for it forever.
+``StaleCallbackAnswers`` lets an update delivered twice (a webhook retried after a
+replica stopped mid-answer) through when its callback query was answered already.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import ClientDecodeError, TelegramRetryAfter
-from aiogram.methods import GetUpdates, Response, TelegramMethod
+from aiogram.exceptions import ClientDecodeError, TelegramBadRequest, TelegramRetryAfter
+from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Update
 from pydantic import ValidationError
@@ -224,4 +226,28 @@ def build_session(
     session.middleware(RetryAfterMiddleware())
     if flood is not None:
         session.middleware(flood)
+    session.middleware(StaleCallbackAnswers())
     return session
+
+
+class StaleCallbackAnswers(BaseRequestMiddleware):
+    """answerCallbackQuery only stops the button's spinner (and shows a notice). Telegram
+    refuses it for a query answered before or older than its deadline, which happens
+    when the same update is handled twice (at-least-once webhook delivery): that answer
+    is moot, so the refusal is logged and the update goes on instead of failing."""
+
+    STALE = "query is too old"
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except TelegramBadRequest as exc:
+            if not isinstance(method, AnswerCallbackQuery) or self.STALE not in exc.message:
+                raise
+            log.info("callback query %s was answered before; going on", method.callback_query_id)
+            return True  # type: ignore[return-value]  # make_request hands back the result

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lumigram.db import tables
@@ -47,13 +49,17 @@ class TelegramRepository:
             values["status_message_id"] = message_id
         if text is not None:
             values["status_text"] = text
-        changed = await self._session.execute(
-            update(tables.telegram_job_messages).where(M.job_id == job_id).values(**values)
+        # One upsert: the bot (the status message) and a worker (its text) may write the
+        # same job's row at the same moment from two processes.
+        dialect = self._session.get_bind().dialect.name
+        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(
+            tables.telegram_job_messages
         )
-        if not changed.rowcount:  # type: ignore[attr-defined]
-            await self._session.execute(
-                insert(tables.telegram_job_messages).values(job_id=job_id, **values)
+        await self._session.execute(
+            upsert.values(job_id=job_id, **values).on_conflict_do_update(
+                index_elements=["job_id"], set_=values
             )
+        )
 
     async def file_ids(self, job_id: int) -> dict[int, FileIds]:
         rows = await self._session.execute(
