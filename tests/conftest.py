@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -177,3 +178,14 @@ async def redis_url(redis_session_url: str) -> str:
     finally:
         await client.aclose()
     return redis_session_url
+
+
+@pytest.fixture
+async def redis_clients(redis_url: str) -> AsyncIterator[list[Any]]:
+    """Three independent clients of ``redis_url``: three processes that share only Redis."""
+    from lumigram.limits.redis_scripts import open_redis
+
+    clients = [open_redis(redis_url) for _ in range(3)]
+    yield clients
+    for client in clients:
+        await client.aclose()

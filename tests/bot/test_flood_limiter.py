@@ -66,14 +66,6 @@ def token(emulator: TelegramEmulator) -> str:
     return emulator.create_bot(username="flood_bot", first_name="Flood")
 
 
-@pytest.fixture
-async def redis_clients(redis_url: str) -> AsyncIterator[list[Redis]]:
-    clients = [open_redis(redis_url) for _ in range(3)]
-    yield clients
-    for client in clients:
-        await client.aclose()
-
-
 class Bots:
     """Bot objects to close at the end."""
 

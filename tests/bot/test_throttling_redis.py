@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,11 +27,9 @@ from tests.conftest import VALID_TOKEN
 
 
 @pytest.fixture
-async def replicas(redis_url: str) -> AsyncIterator[list[Redis]]:
-    clients = [open_redis(redis_url) for _ in range(2)]
-    yield clients
-    for client in clients:
-        await client.aclose()
+def replicas(redis_clients: list[Redis]) -> list[Redis]:
+    """Two bot replicas' clients."""
+    return redis_clients[:2]
 
 
 async def test_two_replicas_share_the_bucket_and_the_notice(replicas: list[Redis]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -31,12 +30,9 @@ from tests.conftest import VALID_TOKEN
 
 
 @pytest.fixture
-async def clients(redis_url: str) -> AsyncIterator[list[Redis]]:
+def clients(redis_clients: list[Redis]) -> list[Redis]:
     """Three independent clients: three worker processes."""
-    made = [open_redis(redis_url) for _ in range(3)]
-    yield made
-    for client in made:
-        await client.aclose()
+    return redis_clients
 
 
 async def test_token_bucket_burst_then_rate_shared_by_three_clients(clients: list[Redis]) -> None:
