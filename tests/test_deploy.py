@@ -301,7 +301,7 @@ def test_caddyfile_routes_the_webhook_and_the_api() -> None:
     text = CADDYFILE.read_text()
     webhook_path = Settings.model_construct(public_base_url="").webhook_url
     assert f"handle {webhook_path} {{" in text
-    assert re.search(r"@api path /v1 /v1/\* /callbacks/\*", text)
+    assert re.search(r"@api path /v1 /v1/\* /callbacks/\* /files/\*", text)
     assert "respond 404" in text
 
 

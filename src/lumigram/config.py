@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -177,6 +178,15 @@ class Settings(DatabaseSettings):
     gemini_base_url: str = "https://generativelanguage.googleapis.com"
     hf_token: SecretStr | None = None
     hf_base_url: str = "https://router.huggingface.co"
+    # KIE.ai video models (docs/video.md); the seed bots' names for the key work too.
+    kie_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("kie_api_key", "kie_ai_api_key", "brs_ai_api_key"),
+    )
+    kie_base_url: str = "https://api.kie.ai"
+    kie_upload_base_url: str = "https://kieai.redpandaai.co"
+    # The account's webhookHmacKey (KIE dashboard): callbacks are verified with it.
+    kie_webhook_hmac_key: SecretStr | None = None
     provider_timeout: float = Field(default=120.0, gt=0)
     # The demo provider's pretend generation time in seconds, and its image size.
     demo_latency: float = Field(default=2.0, ge=0)
@@ -431,6 +441,8 @@ class Settings(DatabaseSettings):
         "openai_base_url",
         "gemini_base_url",
         "hf_base_url",
+        "kie_base_url",
+        "kie_upload_base_url",
     )
     @classmethod
     def _api_base(cls, value: str) -> str:
@@ -446,6 +458,7 @@ class Settings(DatabaseSettings):
             "openai": self.openai_api_key,
             "gemini": self.gemini_api_key,
             "huggingface": self.hf_token,
+            "kie": self.kie_api_key,
         }
         return {
             name: key.get_secret_value().strip()

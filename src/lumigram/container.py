@@ -31,6 +31,7 @@ from lumigram.imaging import PillowImages
 from lumigram.services.account import AccountService
 from lumigram.services.api_keys import ApiKeyService
 from lumigram.services.billing import LedgerBilling
+from lumigram.services.file_links import FileLinks, derive_link_secret
 from lumigram.services.generation import GenerationPolicy, GenerationService
 from lumigram.services.ledger import Ledger
 from lumigram.services.payment_intake import PaymentIntake
@@ -44,6 +45,7 @@ from lumigram.services.ports import (
     JobEvents,
     MoneyNotifier,
     StarsGateway,
+    VideoProcessor,
 )
 from lumigram.services.reconciler import MoneyReconciler
 from lumigram.services.refunds import RefundService
@@ -51,6 +53,7 @@ from lumigram.services.stars_sync import StarsReconciliation
 from lumigram.services.subscriptions import SubscriptionService
 from lumigram.services.users import UserPolicy, UserService
 from lumigram.services.worker import WorkerPolicy
+from lumigram.video import PyAVVideos
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,7 @@ class Infrastructure:
     storage: FileStorage
     dispatcher: JobDispatcher
     images: ImageProcessor = field(default_factory=PillowImages)  # Pillow, behind a port
+    videos: VideoProcessor = field(default_factory=PyAVVideos)  # PyAV, behind a port
     # A job's events to its channel (Telegram, API callbacks) and the observers (metrics).
     events: JobEvents | None = None
     stars: StarsGateway | None = None  # Telegram's Stars calls, once the bot exists
@@ -111,6 +115,12 @@ class Infrastructure:
     @cached_property
     def invoice_secret(self) -> bytes:
         return derive_secret(self.settings.bot_token.get_secret_value())
+
+    @cached_property
+    def file_links(self) -> FileLinks:
+        """Download links for results too big for Telegram (``GET /files/{key}``)."""
+        secret = derive_link_secret(self.settings.bot_token.get_secret_value())
+        return FileLinks(self.storage, secret, self.settings.public_base_url or None)
 
 
 class Services:

@@ -23,6 +23,7 @@ from typing import Any
 
 from lumigram.catalog import Catalog, CatalogError, ModelSpec, load_catalog
 from lumigram.config import DatabaseSettings, Settings
+from lumigram.domain.generation import OutputKind
 from lumigram.domain.money import Package
 from lumigram.domain.pricing import (
     Margin,
@@ -65,8 +66,13 @@ class Route:
     tier: Tier | None = None
 
     def allows(self, model: ModelSpec) -> bool:
-        """A tier's allowance pays for a premium model only if the tier includes them."""
-        return self.tier is None or self.tier.perks.allows_model(model.premium)
+        """A tier's allowance pays for a premium model only if the tier includes them,
+        and never for a video (allowances are images; videos cost credits)."""
+        if self.tier is None:
+            return True
+        return model.capabilities.kind is not OutputKind.VIDEO and self.tier.perks.allows_model(
+            model.premium
+        )
 
 
 @dataclass(frozen=True, slots=True)

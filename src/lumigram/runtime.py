@@ -136,6 +136,7 @@ class BotApplication:
             self.catalog,
             TelegramJobMessages(self.sessionmaker, self.reader),
             self.infra.storage,
+            download_link=self.infra.file_links.link,  # videos over Telegram's 50 MB
         )
         self.metrics = Metrics(queue_size=lambda: self.queue.size)
         self.api_callbacks = ApiCallbacks(
@@ -157,6 +158,7 @@ class BotApplication:
             worker_policy(settings),
             after_failure=self.send_refunds,
             images=self.infra.images,
+            videos=self.infra.videos,
             slots=build_provider_slots(settings, self.redis),
         )
         from lumigram.bot.fsm import build_fsm  # conversation state: the database or Redis

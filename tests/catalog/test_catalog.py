@@ -33,6 +33,11 @@ EXPECTED_PROVIDER_MODELS = {
     ("gemini", "gemini-2.5-flash-image"),
     ("gemini", "gemini-3-pro-image-preview"),
     ("huggingface", "black-forest-labs/FLUX.1-schnell"),
+    ("kie", "veo3_fast"),
+    ("kie", "runway-gen3"),
+    ("kie", "wan/2-2-a14b-text-to-video-turbo"),
+    ("kie", "wan/2-2-a14b-image-to-video-turbo"),
+    ("kie", "kling/v2-1-standard"),
     ("demo", "demo-art"),
 }
 
@@ -143,7 +148,7 @@ def test_available_needs_a_configured_provider_except_demo() -> None:
         "nano-banana-pro",
         "demo",
     ]
-    everything = SHIPPED.available({"replicate", "openai", "gemini", "huggingface"})
+    everything = SHIPPED.available({"replicate", "openai", "gemini", "huggingface", "kie"})
     assert everything == list(SHIPPED)
 
 
@@ -359,7 +364,10 @@ def spec_with_cost(cost: dict[str, Any], kind: str = "image") -> ModelSpec:
     }
     if kind == "video":
         capabilities["durations"] = [5, 10]
+        capabilities["output_formats"] = ["mp4"]
+        capabilities["max_outputs"] = 1
         defaults["duration_seconds"] = 5
+        defaults["output_format"] = "mp4"
     return ModelSpec.model_validate(
         {
             "id": "synthetic",

@@ -20,10 +20,11 @@ from lumigram.catalog import ModelSpec, load_catalog
 from lumigram.domain.generation import GenerationRequest, ProviderError, ReferenceImage
 from lumigram.domain.jobs import Job
 from lumigram.fakes.base import sample_image
-from lumigram.providers import gemini, huggingface, openai_images, replicate
+from lumigram.providers import gemini, huggingface, kie, openai_images, replicate
 from lumigram.providers.demo import DemoProvider
 from lumigram.providers.gemini import GeminiProvider
 from lumigram.providers.huggingface import HuggingFaceProvider
+from lumigram.providers.kie import KieProvider
 from lumigram.providers.openai_images import OpenAIProvider
 from lumigram.providers.replicate import ReplicateProvider
 from lumigram.services.ports import ImageProvider
@@ -48,6 +49,7 @@ async def clients() -> AsyncIterator[dict[str, ImageProvider]]:
         "openai": OpenAIProvider("sk-test-key-000000", base_url=UNREACHABLE),
         "gemini": GeminiProvider("test-key", base_url=UNREACHABLE),
         "huggingface": HuggingFaceProvider("hf_test", base_url=UNREACHABLE),
+        "kie": KieProvider("kie-test", base_url=UNREACHABLE, upload_base_url=UNREACHABLE),
     }
     yield built
     for client in built.values():
@@ -61,6 +63,7 @@ def test_every_catalog_provider_has_a_client() -> None:
         "openai",
         "gemini",
         "huggingface",
+        "kie",
     }
 
 
@@ -110,14 +113,16 @@ def test_offered_capabilities_are_within_the_providers(
 # --- the requests the worker sends --------------------------------------------------------
 
 
-def _variants(model: ModelSpec) -> list[tuple[str, dict[str, Any], str | None]]:
+def _variants(model: ModelSpec) -> list[tuple[str, dict[str, Any], object]]:
     """(label, user settings, value that must reach the provider) for every offered choice."""
     caps = model.capabilities
-    variants: list[tuple[str, dict[str, Any], str | None]] = [("defaults", {}, None)]
+    variants: list[tuple[str, dict[str, Any], object]] = [("defaults", {}, None)]
     variants += [(f"aspect_ratio={r}", {"aspect_ratio": r}, None) for r in caps.aspect_ratios]
     variants += [(f"output_format={f}", {"output_format": f}, None) for f in caps.output_formats]
     variants += [(f"resolution={r}", {"resolution": r}, r) for r in caps.resolutions]
     variants += [(f"quality={q}", {"quality": q}, q) for q in caps.qualities]
+    if len(caps.durations) > 1:  # a model with one length takes no duration setting
+        variants += [(f"duration={d}", {"duration_seconds": d}, d) for d in caps.durations]
     if caps.max_outputs > 1:
         variants.append(("num_outputs=max", {"num_outputs": caps.max_outputs}, None))
     if caps.max_reference_images:
@@ -165,6 +170,10 @@ async def _payload(provider: str, client: ImageProvider, request: GenerationRequ
         return gemini.build_body(request).decode("utf-8")
     if provider == "huggingface":
         return json.dumps(huggingface.build_payload(request))
+    if provider == "kie":  # the photo is uploaded to KIE first: a URL stands in for it
+        kie.check_request(kie.model_spec(request.model), request)
+        urls = ["https://tempfile.example/photo.png"] * len(request.references)
+        return json.dumps(kie.build_body(request, urls, callback_url=None))
     status = await client.submit(request)  # the demo provider is offline anyway
     return repr(status.state)
 
@@ -178,7 +187,10 @@ async def test_every_offered_setting_is_accepted_and_reaches_the_provider(
     problems: list[str] = []
     for label, settings, must_carry in _variants(model):
         job = _job(model, settings)
-        count = int(job.settings.get("reference_images", 0))
+        # Image-to-video models always get the photo they need (the bot asks for it).
+        count = max(
+            int(job.settings.get("reference_images", 0)), model.capabilities.min_reference_images
+        )
         references = tuple(ReferenceImage(reference, "image/png") for _ in range(count))
         # Exactly the request JobRunner sends for this job.
         request = JobRunner._request(job, client, references)

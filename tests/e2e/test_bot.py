@@ -85,6 +85,7 @@ async def test_command_menus_are_registered_per_language(
         "cancel",
         "profile",
         "topup",
+        "buy",
         "subscription",
         "referrals",
         "refund",

@@ -155,6 +155,53 @@ class RecordingDispatcher:
         return [delay for _, delay in self.sent]
 
 
+# --- steps and rows, for this world and the video one (test_worker_video) ------------------
+
+
+async def register_user(sessionmaker: Sessions, clock: FakeClock, user_id: int = USER_ID) -> User:
+    async with sessionmaker() as session:
+        service = UserService(
+            UserRepository(session),
+            AuditRepository(session),
+            session,
+            UserPolicy(),
+            clock=clock,
+        )
+        registration = await service.register_contact(
+            Contact(user_id=user_id, first_name="Test", language_code="en")
+        )
+    return registration.user
+
+
+async def load_job(sessionmaker: Sessions, job_id: int | None) -> Job:
+    assert job_id is not None
+    async with sessionmaker() as session:
+        job = await JobRepository(session).get(job_id)
+        await session.commit()
+    assert job is not None
+    return job
+
+
+async def next_step(runner: JobRunner, dispatcher: RecordingDispatcher, clock: FakeClock) -> int:
+    """Run the oldest dispatched step once its delay has passed on the clock."""
+    job_id, delay = dispatcher.pending.popleft()
+    clock.advance(delay)
+    await runner.run_step(job_id)
+    return job_id
+
+
+async def drive(
+    runner: JobRunner, dispatcher: RecordingDispatcher, clock: FakeClock, *, max_steps: int = 20
+) -> int:
+    """Run dispatched steps until nothing more is dispatched; how many ran."""
+    steps = 0
+    while dispatcher.pending:
+        await next_step(runner, dispatcher, clock)
+        steps += 1
+        assert steps <= max_steps, "the job never settled"
+    return steps
+
+
 # --- the world a test runs in ------------------------------------------------------------
 
 
@@ -230,18 +277,7 @@ class World:
         )
 
     async def register(self, user_id: int = USER_ID) -> User:
-        async with self.sessionmaker() as session:
-            service = UserService(
-                UserRepository(session),
-                AuditRepository(session),
-                session,
-                UserPolicy(),
-                clock=self.clock,
-            )
-            registration = await service.register_contact(
-                Contact(user_id=user_id, first_name="Test", language_code="en")
-            )
-        return registration.user
+        return await register_user(self.sessionmaker, self.clock, user_id)
 
     async def queue(self, draft: Draft, *, user: User | None = None) -> Job:
         """Queue the draft for the user and hand it to the dispatcher, as the bot does."""
@@ -253,28 +289,13 @@ class World:
         return queued.job
 
     async def job(self, job_id: int | None) -> Job:
-        assert job_id is not None
-        async with self.sessionmaker() as session:
-            job = await JobRepository(session).get(job_id)
-            await session.commit()
-        assert job is not None
-        return job
+        return await load_job(self.sessionmaker, job_id)
 
     async def next_step(self, runner: JobRunner) -> int:
-        """Run the oldest dispatched step once its delay has passed on the clock."""
-        job_id, delay = self.dispatcher.pending.popleft()
-        self.clock.advance(delay)
-        await runner.run_step(job_id)
-        return job_id
+        return await next_step(runner, self.dispatcher, self.clock)
 
     async def drive(self, runner: JobRunner, *, max_steps: int = 20) -> int:
-        """Run dispatched steps until nothing more is dispatched; how many ran."""
-        steps = 0
-        while self.dispatcher.pending:
-            await self.next_step(runner)
-            steps += 1
-            assert steps <= max_steps, "the job never settled"
-        return steps
+        return await drive(runner, self.dispatcher, self.clock, max_steps=max_steps)
 
     async def dead_worker_claims(self, job_id: int | None) -> Job:
         """A worker claims the job's next step and dies before writing anything."""

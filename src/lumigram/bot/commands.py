@@ -17,6 +17,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("cancel", N_("Stop the current generation")),
     ("profile", N_("Balance, free images and payments")),
     ("topup", N_("Buy credits")),
+    ("buy", N_("Credit packages")),
     ("subscription", N_("Your subscription")),
     ("referrals", N_("Invite friends and earn credits")),
     ("api", N_("API keys for your programs")),

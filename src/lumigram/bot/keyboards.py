@@ -115,6 +115,14 @@ def modes(templates: list[Template], language: str) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
+def photo_input() -> InlineKeyboardMarkup:
+    """Under "send the photo to animate": change the prompt, or give up."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✏️ Edit prompt"), callback_data=_gen(GenerateStep.EDIT_PROMPT))
+    builder.button(text=_("✖ Cancel"), callback_data=_gen(GenerateStep.CANCEL))
+    return builder.as_markup()
+
+
 def prompt_input() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("⬅️ Back"), callback_data=_gen(GenerateStep.BACK_TO_MODES))
@@ -127,12 +135,21 @@ def summary(
 ) -> InlineKeyboardMarkup:
     """``paid``: the request is covered (free images, allowance, credits); else "Pay N ⭐"."""
     builder = InlineKeyboardBuilder()
+    video = render.is_video(quote.model)
     if not paid:
         label = render_money.pay_button(quote.stars)
     elif funding is not None and funding.account in (Account.TRIAL, Account.ALLOWANCE):
-        label = _("✅ Generate")
+        label = _("🎬 Create the video") if video else _("✅ Generate")
     elif funding is not None and funding.account is Account.STARS:
-        label = _("✅ Generate · {stars} ⭐").format(stars=funding.amount)
+        label = (
+            _("🎬 Create the video · {stars} ⭐") if video else _("✅ Generate · {stars} ⭐")
+        ).format(stars=funding.amount)
+    elif video:
+        label = _(
+            "🎬 Create the video · {price} credit",
+            "🎬 Create the video · {price} credits",
+            quote.price,
+        ).format(price=quote.price)
     else:
         label = _(
             "✅ Generate · {price} credit", "✅ Generate · {price} credits", quote.price
@@ -164,8 +181,19 @@ def settings(quote: Quote) -> InlineKeyboardMarkup:
             _("Format: {value}").format(value=str(values.get("output_format", "")).upper()),
             "output_format",
         )
+    if len(caps.durations) > 1:
+        add(
+            _("Duration: {value}").format(value=render.duration_value(values)),
+            "duration_seconds",
+        )
+    if len(caps.resolutions) > 1:
+        add(_("Resolution: {value}").format(value=values.get("resolution")), "resolution")
     if caps.max_outputs > 1:
-        add(_("Images: {value}").format(value=values.get("num_outputs", 1)), "num_outputs")
+        count = values.get("num_outputs", 1)
+        if render.is_video(quote.model):
+            add(_("Videos: {value}").format(value=count), "num_outputs")
+        else:
+            add(_("Images: {value}").format(value=count), "num_outputs")
     if caps.seed:
         seed = values.get("seed")
         add(_("Seed: {value}").format(value=seed if seed is not None else _("random")), "seed")
@@ -189,7 +217,12 @@ def setting_choices(setting: str, choices: list[str], current: str) -> InlineKey
     builder = InlineKeyboardBuilder()
     for choice in choices:
         mark = "✅ " if choice == current else ""
-        label = choice.upper() if setting == "output_format" else choice
+        if setting == "output_format":
+            label = choice.upper()
+        elif setting == "duration_seconds" and choice.isdigit():
+            label = render.seconds_amount(int(choice))
+        else:
+            label = choice
         # ':' separates callback data fields, so "16:9" travels as "16x9".
         value = choice.replace(":", "x")
         builder.button(

@@ -6,6 +6,10 @@ translated with the job's stored language. The job knows only its chat; the stat
 message, its text and the results' file ids are the bot's own (``TelegramJobMessages``).
 Telegram refusing a message (a blocked bot, a deleted status message) never fails
 the job.
+
+Videos go out as streamable videos with their stored first frame as the thumbnail;
+one over Telegram's 50 MB upload limit is offered as a download link instead (or,
+without a way to make links, kept for /history).
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
 
 from aiogram import Bot
 from aiogram.enums import ChatAction
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramEntityTooLarge
 from aiogram.types import (
     BufferedInputFile,
     InlineKeyboardMarkup,
@@ -35,6 +40,7 @@ from lumigram.bot import keyboards, render
 from lumigram.bot.job_messages import TelegramJobMessages
 from lumigram.catalog import Catalog
 from lumigram.db.repositories.telegram import FileIds, StatusMessage
+from lumigram.domain.generation import OutputKind
 from lumigram.domain.jobs import Job, JobEvent, JobEventKind, ResultFile
 from lumigram.imaging import thumbnail
 from lumigram.services.ports import FileStorage
@@ -45,6 +51,10 @@ MediaItem = (
     InputMediaAudio | InputMediaDocument | InputMediaLivePhoto | InputMediaPhoto | InputMediaVideo
 )
 PREVIEW_SIDE = 2560  # Telegram photos: width + height <= 10000, well under 10 MB as JPEG
+TELEGRAM_UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may upload (the Bot API's limit)
+LINK_SECONDS = 7 * 24 * 3600  # how long a download link for a too-large video works
+# (storage key, seconds valid) -> (url, expires_at); None where no link can be made.
+DownloadLink = Callable[[str, int], Awaitable[tuple[str, datetime] | None]]
 
 
 class TelegramNotifier:
@@ -58,8 +68,10 @@ class TelegramNotifier:
         *,
         time_step: int = 3,
         mode_titles: dict[str, dict[str, str]] | None = None,
+        download_link: DownloadLink | None = None,
     ) -> None:
         self._bot = bot
+        self._download_link = download_link
         self.messages = messages
         self._saving: set[asyncio.Task[None]] = set()  # file ids being stored
         self._storage = storage
@@ -76,6 +88,13 @@ class TelegramNotifier:
     def _model_name(self, job: Job) -> str:
         spec = self._catalog.get(job.model_id)
         return spec.name if spec else job.model_id
+
+    def _is_video(self, job: Job) -> bool:
+        """A video job: by its model's kind; by its provider if the model is gone."""
+        spec = self._catalog.get(job.model_id)
+        if spec is not None:
+            return spec.capabilities.kind is OutputKind.VIDEO
+        return job.provider == "kie"
 
     def _mode_title(self, job: Job) -> str:
         titles = self.mode_titles.get(job.mode, {})
@@ -102,7 +121,10 @@ class TelegramNotifier:
             started = job.started_at or job.created_at
             seconds = max(0, int(time.time() - started.timestamp()))
             # Elapsed time moves in steps, so the text (and the message) changes calmly.
-            return render.generating(percent, seconds - seconds % self._time_step)
+            stepped = seconds - seconds % self._time_step
+            if self._is_video(job):  # minutes, not seconds: where the provider has it
+                return render.video_generating(job.provider_state, percent, stepped)
+            return render.generating(percent, stepped)
 
     async def show_progress(self, job: Job) -> None:
         """Edit the status message, or send one if it is gone. Chat action meanwhile."""
@@ -138,8 +160,9 @@ class TelegramNotifier:
         await self.messages.remember(job.id, chat_id, sent.message_id)
 
     async def _chat_action(self, job: Job) -> None:
+        action = ChatAction.RECORD_VIDEO if self._is_video(job) else ChatAction.UPLOAD_PHOTO
         with contextlib.suppress(TelegramAPIError):
-            await self._bot.send_chat_action(_chat(job), ChatAction.UPLOAD_PHOTO)
+            await self._bot.send_chat_action(_chat(job), action)
 
     # --- results -----------------------------------------------------------------
     async def deliver(self, job: Job, outputs: list[tuple[ResultFile, bytes]]) -> None:
@@ -158,6 +181,9 @@ class TelegramNotifier:
         known = await self.messages.file_ids(job.id)
         outputs: list[tuple[ResultFile, bytes | None]] = []
         for index, result in enumerate(job.results):
+            if result.is_video:  # read only if it is uploaded (see _send_video)
+                outputs.append((result, None))
+                continue
             ids = known.get(index)
             sent_before = ids is not None and ids.photo and ids.document
             outputs.append((result, None if sent_before else await self._storage.get(result.key)))
@@ -170,13 +196,17 @@ class TelegramNotifier:
         outputs: Sequence[tuple[ResultFile, bytes | None]],
         known: dict[int, FileIds] | None = None,
     ) -> None:
-        """Photos (previews) with a caption and buttons, then the originals as documents.
+        """Photos (previews) with a caption and buttons, then the originals as documents;
+        videos as videos (``_send_videos``).
 
         Files that already have Telegram file ids are sent by id, never uploaded twice;
         the ids the files get are remembered.
         """
         assert job.id is not None
         known = known or {}
+        if outputs and all(result.is_video for result, _ in outputs):
+            await self._send_videos(job, chat_id, outputs, known)
+            return
         with self._locale(job):
             caption = render.result_caption(
                 job, self._model_name(job), self._mode_title(job), job.provider == "demo"
@@ -226,13 +256,139 @@ class TelegramNotifier:
             )
             for i, (photo_id, document_id) in enumerate(zip(photo_ids, document_ids, strict=True))
         }
+        self._remember(job.id, ids, known)
+
+    def _remember(self, job_id: int, ids: dict[int, FileIds], known: dict[int, FileIds]) -> None:
         if ids != known:
             # In the background: the worker marks the job succeeded as soon as the files
             # are sent (a user who opens /history at once sees it done); until the ids
             # are stored a re-send just uploads again.
-            task = asyncio.create_task(self.messages.set_file_ids(job.id, ids))
+            task = asyncio.create_task(self.messages.set_file_ids(job_id, ids))
             self._saving.add(task)
             task.add_done_callback(self._saving.discard)
+
+    # --- videos --------------------------------------------------------------------
+    async def _send_videos(
+        self,
+        job: Job,
+        chat_id: int,
+        outputs: Sequence[tuple[ResultFile, bytes | None]],
+        known: dict[int, FileIds],
+    ) -> None:
+        """Each video in its own message, no document copy; the caption and the buttons
+        go with the last one.
+
+        A video's Telegram file id is kept in the ``photo`` slot of its ``FileIds``
+        (column ``photo_file_id``; ``document`` stays None): a re-send by /history then
+        sends it by id instead of uploading it again.
+        """
+        assert job.id is not None
+        with self._locale(job):
+            caption = render.result_caption(
+                job, self._model_name(job), self._mode_title(job), job.provider == "demo"
+            )
+            buttons = keyboards.result(job.id, can_reference=False)  # a video is no reference
+        ids = dict(known)
+        last = len(outputs) - 1
+        for index, (result, data) in enumerate(outputs):
+            file_id = await self._send_video(
+                job,
+                chat_id,
+                index,
+                result,
+                data,
+                known.get(index),
+                caption if index == last else None,
+                buttons if index == last else None,
+            )
+            if file_id is not None:
+                ids[index] = FileIds(file_id, None)
+        self._remember(job.id, ids, known)
+
+    async def _send_video(
+        self,
+        job: Job,
+        chat_id: int,
+        index: int,
+        result: ResultFile,
+        data: bytes | None,
+        known: FileIds | None,
+        caption: str | None,
+        buttons: InlineKeyboardMarkup | None,
+    ) -> str | None:
+        """One video, by its file id when it has one, else uploaded; over the upload
+        limit, a download link. Its Telegram file id, or None when no video was sent."""
+        video: str | BufferedInputFile
+        thumb: BufferedInputFile | None = None
+        if known is not None and known.photo:
+            video = known.photo  # sent before: no upload (a thumbnail can't go with an id)
+        else:
+            size = result.size
+            if size is None and data is not None:
+                size = len(data)
+            if size is not None and size > TELEGRAM_UPLOAD_LIMIT:
+                await self._too_large(job, chat_id, result, caption, buttons)
+                return None
+            if data is None:
+                data = await self._storage.get(result.key)
+                if len(data) > TELEGRAM_UPLOAD_LIMIT:
+                    await self._too_large(job, chat_id, result, caption, buttons)
+                    return None
+            video = BufferedInputFile(data, filename=f"lumigram-{job.id}-{index + 1}.mp4")
+            thumb = await self._thumbnail(job, result)
+            with contextlib.suppress(TelegramAPIError):
+                await self._bot.send_chat_action(chat_id, ChatAction.UPLOAD_VIDEO)
+        try:
+            message = await self._bot.send_video(
+                chat_id,
+                video,
+                duration=round(result.duration) if result.duration is not None else None,
+                width=result.width,
+                height=result.height,
+                thumbnail=thumb,
+                supports_streaming=True,
+                caption=caption,
+                reply_markup=buttons,
+            )
+        except TelegramEntityTooLarge:  # Telegram counted the upload differently
+            await self._too_large(job, chat_id, result, caption, buttons)
+            return None
+        return _video_id(message) or (known.photo if known is not None else None)
+
+    async def _thumbnail(self, job: Job, result: ResultFile) -> BufferedInputFile | None:
+        """The stored first frame; none if it is missing (Telegram then makes its own)."""
+        if not result.thumbnail_key:
+            return None
+        try:
+            data = await self._storage.get(result.thumbnail_key)
+        except Exception as error:  # a missing thumbnail is not worth failing the delivery
+            log.warning("job %s: thumbnail %s not read: %s", job.id, result.thumbnail_key, error)
+            return None
+        return BufferedInputFile(data, filename="thumb.jpg")
+
+    async def _too_large(
+        self,
+        job: Job,
+        chat_id: int,
+        result: ResultFile,
+        caption: str | None,
+        buttons: InlineKeyboardMarkup | None,
+    ) -> None:
+        """Too big for a bot to upload: a download link, or where it is kept."""
+        link = None
+        if self._download_link is not None:
+            try:
+                link = await self._download_link(result.key, LINK_SECONDS)
+            except Exception as error:  # the user still hears where the video is
+                log.warning("job %s: no download link for %s: %s", job.id, result.key, error)
+        with self._locale(job):
+            if link is not None:
+                url, expires_at = link
+                notice = render.video_link(url, expires_at, LINK_SECONDS // 86400)
+            else:
+                notice = render.video_too_large()
+        text = f"{caption}\n\n{notice}" if caption else notice
+        await self._bot.send_message(chat_id, text, reply_markup=buttons)
 
     async def _photo_input(
         self, file_id: str | None, data: bytes | None
@@ -308,3 +464,9 @@ def _largest_photo(message: Message) -> str | None:
 
 def _document_id(message: Message) -> str | None:
     return message.document.file_id if message.document else None
+
+
+def _video_id(message: Message) -> str | None:
+    """The sent video's file id; None if Telegram made it something else (a document's
+    id could not be sent as a video again, so it is not kept)."""
+    return message.video.file_id if message.video else None

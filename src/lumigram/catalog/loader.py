@@ -49,13 +49,13 @@ __all__ = [
     "load_catalog",
 ]
 
-ProviderName = Literal["replicate", "openai", "gemini", "huggingface", "demo"]
+ProviderName = Literal["replicate", "openai", "gemini", "huggingface", "kie", "demo"]
 PROVIDERS: Final[frozenset[str]] = frozenset(
-    {"replicate", "openai", "gemini", "huggingface", "demo"}
+    {"replicate", "openai", "gemini", "huggingface", "kie", "demo"}
 )
 DEMO_PROVIDER: Final = "demo"  # needs no configuration, so its models are always offered
 
-OutputFormat = Literal["png", "jpeg", "webp"]
+OutputFormat = Literal["png", "jpeg", "webp", "mp4"]  # mp4: video models only
 SurchargeSetting = Literal["aspect_ratio", "output_format", "resolution", "quality"]
 _ASPECT_RATIO: Final = re.compile(r"^[1-9][0-9]?:[1-9][0-9]?$")
 _FORMAT_ALIASES: Final = {"jpg": "jpeg"}
@@ -104,6 +104,8 @@ class ModelCapabilities(_Strict):
 
     kind: OutputKind = OutputKind.IMAGE
     max_reference_images: Annotated[StrictInt, Field(ge=0, le=16)] = 0
+    # Photos the model needs (image-to-video: the photo it animates); 0: optional.
+    min_reference_images: Annotated[StrictInt, Field(ge=0, le=16)] = 0
     aspect_ratios: Annotated[tuple[StrictStr, ...], Field(min_length=1)]
     output_formats: Annotated[tuple[OutputFormat, ...], Field(min_length=1)]
     max_outputs: Annotated[StrictInt, Field(ge=1, le=4)] = 1  # the UI offers 1..4
@@ -119,8 +121,11 @@ class ModelCapabilities(_Strict):
     @classmethod
     def _aspect_ratios(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for ratio in value:
-            if not _ASPECT_RATIO.match(ratio):
-                raise ValueError(f'aspect ratio {ratio!r} must look like "W:H", e.g. "16:9"')
+            if ratio != "auto" and not _ASPECT_RATIO.match(ratio):
+                raise ValueError(
+                    f'aspect ratio {ratio!r} must look like "W:H", e.g. "16:9", or be "auto" '
+                    "(a video that takes the shape of its photo)"
+                )
         _unique(value, "aspect_ratios")
         return value
 
@@ -136,6 +141,12 @@ class ModelCapabilities(_Strict):
             raise ValueError("a video model needs durations")
         if self.kind is OutputKind.IMAGE and self.durations:
             raise ValueError("an image model has no durations")
+        if (self.kind is OutputKind.VIDEO) != ("mp4" in self.output_formats):
+            raise ValueError('output_formats: "mp4" is for video models, and only mp4 is')
+        if self.kind is OutputKind.VIDEO and len(self.output_formats) != 1:
+            raise ValueError('output_formats: "mp4" is for video models, and only mp4 is')
+        if self.min_reference_images > self.max_reference_images:
+            raise ValueError("min_reference_images exceeds max_reference_images")
         return self
 
 

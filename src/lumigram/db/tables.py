@@ -103,6 +103,7 @@ jobs = Table(
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("provider_job_id", String(128)),
     Column("progress", Float),
+    Column("provider_state", String(32)),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("polls", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", UTCDateTime(), nullable=False),

@@ -84,6 +84,10 @@ class ErrorKind(StrEnum):
     UNAVAILABLE = "unavailable"  # out of credit, bad key, misconfiguration: alert the operator
 
 
+# What ``ProviderError.user_code`` may name (each channel has a text for each).
+USER_CODES = frozenset({"image_fetch", "generation_failed", "result_expired", "invalid_request"})
+
+
 class ProviderError(Exception):
     """A classified provider failure.
 
@@ -100,10 +104,14 @@ class ProviderError(Exception):
         user_reason: str | None = None,
         retry_after: float | None = None,
         status_code: int | None = None,
+        user_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.user_reason = user_reason
+        # A stable name of what the user should be told, translated by the channel
+        # (USER_CODES); the generic text of the error's kind where None.
+        self.user_code = user_code
         self.retry_after = retry_after
         self.status_code = status_code
 
@@ -115,3 +123,6 @@ class TaskStatus:
     progress: float | None = None  # 0.0 .. 1.0 where the provider reports it
     outputs: tuple[ResultRef, ...] = ()
     error: ProviderError | None = None
+    # The provider's own word for the state, where it has one worth showing (KIE:
+    # "waiting", "queuing", "generating"); the user sees it beside the elapsed time.
+    phase: str | None = None

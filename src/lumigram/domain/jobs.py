@@ -114,22 +114,41 @@ class ResultFile:
     mime_type: str
     width: int | None = None
     height: int | None = None
+    # Videos: seconds, the stored first frame (a JPEG) and the file's size in bytes.
+    duration: float | None = None
+    thumbnail_key: str | None = None
+    size: int | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.mime_type.startswith("video/")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "key": self.key,
             "mime_type": self.mime_type,
             "width": self.width,
             "height": self.height,
         }
+        if self.duration is not None:
+            data["duration"] = self.duration
+        if self.thumbnail_key is not None:
+            data["thumbnail_key"] = self.thumbnail_key
+        if self.size is not None:
+            data["size"] = self.size
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ResultFile:
+        duration = data.get("duration")
         return cls(
             key=str(data["key"]),
             mime_type=str(data["mime_type"]),
             width=data.get("width"),
             height=data.get("height"),
+            duration=float(duration) if duration is not None else None,
+            thumbnail_key=data.get("thumbnail_key"),
+            size=data.get("size"),
         )
 
 
@@ -160,6 +179,8 @@ class Job:
     priority: int = 0
     provider_job_id: str | None = None
     progress: float | None = None
+    # The provider's own word for where the job is ("waiting", "queuing", "generating").
+    provider_state: str | None = None
     attempts: int = 0
     polls: int = 0
     lease_expires_at: datetime | None = None
@@ -189,12 +210,19 @@ class Job:
         self.updated_at = now
 
     def wait_for_provider(
-        self, now: datetime, *, provider_job_id: str | None, progress: float | None, delay: float
+        self,
+        now: datetime,
+        *,
+        provider_job_id: str | None,
+        progress: float | None,
+        delay: float,
+        provider_state: str | None = None,
     ) -> None:
         """The provider is working on it: poll again after ``delay`` seconds."""
         self.step = JobStep.POLL
         self.provider_job_id = provider_job_id or self.provider_job_id
         self.progress = progress
+        self.provider_state = provider_state
         self.polls += 1
         self._release(now, delay)
 
@@ -236,6 +264,7 @@ STEP_FIELDS = (
     "step",
     "provider_job_id",
     "progress",
+    "provider_state",
     "attempts",
     "polls",
     "next_attempt_at",

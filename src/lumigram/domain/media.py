@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ImageInfo", "InvalidImage", "sniff_media_type"]
+__all__ = ["ImageInfo", "InvalidImage", "InvalidVideo", "VideoInfo", "sniff_media_type"]
 
 
 class InvalidImage(ValueError):  # noqa: N818 - the name the pipeline was specified with
@@ -21,6 +21,19 @@ class ImageInfo:
     mime_type: str
     width: int
     height: int
+
+
+class InvalidVideo(ValueError):  # noqa: N818 - named like InvalidImage
+    """The bytes are not a video we can probe (no video stream, unreadable container)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    container: str  # "mp4", "webm", ...
+    mime_type: str
+    width: int
+    height: int
+    duration: float  # seconds
 
 
 def sniff_media_type(data: bytes) -> str | None:

@@ -7,14 +7,16 @@ documented request and response shapes; clients reach it by base URL only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import httpx
 from aiohttp import web
 from PIL import Image
 
@@ -191,3 +193,38 @@ def sample_image(width: int = 64, height: int = 64, fmt: str = "PNG", seed: int 
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+class CallbackPoster:
+    """A fake provider's callbacks, POSTed in the background as the provider would: one
+    HTTP client made on first use, every task cancelled at ``close``."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int | None:
+        """The answer's status; None when the connection failed."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError:
+            return None
+        return response.status_code
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

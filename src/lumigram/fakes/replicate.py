@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from aiohttp import web
 
-from lumigram.fakes.base import FakeServer, sample_image
+from lumigram.fakes.base import CallbackPoster, FakeServer, sample_image
 from lumigram.providers.replicate import MODELS, ReplicateModel
 
 NSFW_ERROR = "NSFW content detected. Try running it again, or try a different prompt."
@@ -126,8 +125,7 @@ class FakeReplicate(FakeServer):
         self.callback_attempts: list[CallbackAttempt] = []
         self.callbacks_lost: list[str] = []  # prediction ids whose callback was never sent
         self._lose_callbacks = 0
-        self._deliveries: set[asyncio.Task[None]] = set()
-        self._client: httpx.AsyncClient | None = None
+        self._callbacks = CallbackPoster(timeout=10)
 
     # --- test API ---------------------------------------------------------------
     def lose_callbacks(self, count: int = 1) -> None:
@@ -145,14 +143,7 @@ class FakeReplicate(FakeServer):
         return [a for a in self.callback_attempts if a.status is not None and a.status < 300]
 
     async def stop(self) -> None:
-        for task in list(self._deliveries):
-            task.cancel()
-        for task in list(self._deliveries):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._callbacks.close()
         await super().stop()
 
     # --- FakeServer overrides -------------------------------------------------
@@ -207,9 +198,7 @@ class FakeReplicate(FakeServer):
         if webhook is not None:
             prediction.webhook, prediction.webhook_events = webhook, tuple(events)
             if "completed" in events:
-                task = asyncio.create_task(self._call_back_when_done(prediction))
-                self._deliveries.add(task)
-                task.add_done_callback(self._deliveries.discard)
+                self._callbacks.spawn(self._call_back_when_done(prediction))
         wait = min(_prefer_wait(request.headers.get("Prefer")), self.max_wait)
         if wait and prediction.remaining() > 0:
             await asyncio.sleep(min(wait, prediction.remaining()))
@@ -267,8 +256,6 @@ class FakeReplicate(FakeServer):
         assert prediction.webhook is not None
         body = json.dumps(self._render(prediction)).encode()
         webhook_id = "msg_" + secrets.token_hex(12)  # the same on every retry
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10)
         for delay in (0.0, *self.callback_retry_delays):
             await asyncio.sleep(delay)
             timestamp = str(int(time.time()))  # each try is signed anew
@@ -278,14 +265,7 @@ class FakeReplicate(FakeServer):
                 "webhook-timestamp": timestamp,
                 "webhook-signature": self.sign(webhook_id, timestamp, body),
             }
-            status: int | None
-            try:
-                response = await self._client.post(
-                    prediction.webhook, content=body, headers=headers
-                )
-                status = response.status_code
-            except httpx.HTTPError:
-                status = None
+            status = await self._callbacks.post(prediction.webhook, body, headers)
             self.callback_attempts.append(
                 CallbackAttempt(prediction.id, prediction.webhook, headers, body, status)
             )

@@ -49,10 +49,11 @@ def create_app(host: HttpHost, *, webhook: bool | None = None, api: bool = True)
     app.include_router(metrics.router)
     if webhook if webhook is not None else host.settings.telegram_mode == "webhook":
         app.include_router(telegram.router)
-    if api:  # the API role: /v1 and the provider callbacks
+    if api:  # the API role: /v1, the provider callbacks and the signed file links
         app.state.callback_verifiers = callbacks.verifiers_for(host)  # providers with webhooks
         app.include_router(callbacks.router)
-        from lumigram.http.routes import v1
+        from lumigram.http.routes import files, v1
 
+        app.include_router(files.router)
         v1.install(app, host.settings)  # routes, problem+json errors, the rate limiter
     return app

@@ -48,6 +48,19 @@ def build_providers(settings: Settings) -> dict[str, ImageProvider]:
         providers["huggingface"] = HuggingFaceProvider(
             keys["huggingface"], base_url=settings.hf_base_url, timeout=timeout
         )
+    if "kie" in keys:
+        from lumigram.providers.kie import KieProvider
+
+        secret = settings.kie_webhook_hmac_key
+        hmac_key = secret.get_secret_value().strip() if secret is not None else ""
+        providers["kie"] = KieProvider(
+            keys["kie"],
+            base_url=settings.kie_base_url,
+            upload_base_url=settings.kie_upload_base_url,
+            timeout=timeout,
+            callback_url=callback_url(settings, "kie"),
+            webhook_hmac_key=hmac_key.encode() or None,
+        )
     return providers
 
 

@@ -28,7 +28,7 @@ class LedgerBilling:
         funding = choose_funding(
             outputs=price.outputs,
             credit_price=price.credits,
-            trial=balances[Account.TRIAL.value],
+            trial=balances[Account.TRIAL.value] if price.use_trial else 0,
             allowance=balances[Account.ALLOWANCE.value] if price.use_allowance else 0,
             credit_balance=balances[Account.CREDITS.value],
             star_price=price.stars,

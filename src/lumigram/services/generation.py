@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lumigram.catalog import Catalog, ModelSpec, SettingsError
+from lumigram.domain.generation import OutputKind
 from lumigram.domain.jobs import (
     COLORING,
     Job,
@@ -43,6 +44,10 @@ FREE_FOR_ALL = Perks(max_outputs=4, max_active_jobs=20, premium_models=True, pri
 
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
 REFERENCE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+# The photo a video starts from (KIE's image-to-video models: Kling wants at least
+# 300 px a side and a ratio within 1:2.5 .. 2.5:1; the others accept the same).
+VIDEO_PHOTO_MIN_SIDE = 300
+VIDEO_PHOTO_RATIOS = (1 / 2.5, 2.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,12 +278,14 @@ class GenerationService:
         """How the job would be paid if confirmed now, and what is left in that account
         (the credit balance when it would need an invoice)."""
         _, subscribed = await self._entitlement(user_id)
-        subscribed = subscribed and quote.standard
+        # Free images and a subscription's allowance are images: a video costs credits.
+        images = quote.model.capabilities.kind is not OutputKind.VIDEO
+        subscribed = subscribed and quote.standard and images
         balances = await self._uow.ledger.balances(user_id)
         funding = choose_funding(
             outputs=quote.outputs,
             credit_price=quote.price,
-            trial=balances[Account.TRIAL.value],
+            trial=balances[Account.TRIAL.value] if images else 0,
             allowance=balances[Account.ALLOWANCE.value] if subscribed else 0,
             credit_balance=balances[Account.CREDITS.value],
             star_price=quote.stars,
@@ -301,6 +308,12 @@ class GenerationService:
             raise InvalidReferenceError("type") from None
         if info.mime_type not in REFERENCE_TYPES:
             raise InvalidReferenceError("type")
+        if model.capabilities.kind is OutputKind.VIDEO:
+            # The photo a video starts from: video models refuse tiny or extreme images.
+            if min(info.width, info.height) < VIDEO_PHOTO_MIN_SIDE:
+                raise InvalidReferenceError("dimensions")
+            if not VIDEO_PHOTO_RATIOS[0] <= info.width / info.height <= VIDEO_PHOTO_RATIOS[1]:
+                raise InvalidReferenceError("aspect")
         extension = info.mime_type.split("/")[1]
         key = f"refs/{user_id}/{secrets.token_hex(8)}.{extension}"
         await self._storage.put(key, data, info.mime_type)
@@ -309,7 +322,7 @@ class GenerationService:
     async def reference_from_result(self, user_id: int, job_id: int, index: int) -> str | None:
         """A delivered result of the user's own job, as a reference key."""
         job = await self.job_of(user_id, job_id)
-        if job is None or not 0 <= index < len(job.results):
+        if job is None or not 0 <= index < len(job.results) or job.results[index].is_video:
             return None
         return job.results[index].key
 
@@ -324,6 +337,8 @@ class GenerationService:
         transaction; the hand-over to a worker is scheduled as a follow-up."""
         user_id = user.id  # a rollback below expires ``user`` if it is of this session
         quote = await self.quote(draft)
+        if len(draft.reference_keys) < quote.model.capabilities.min_reference_images:
+            raise InvalidReferenceError("missing")  # image-to-video: the photo to animate
         prompt = self.clean_prompt(draft.prompt)
         now = self._clock()
         await self._uow.jobs.lock_user(user_id)
@@ -374,8 +389,13 @@ class GenerationService:
             priority=perks.priority,
         )
         await self._uow.jobs.add(job)
+        images = quote.model.capabilities.kind is not OutputKind.VIDEO
         price = Price(
-            quote.outputs, quote.price, quote.stars, use_allowance=subscribed and quote.standard
+            quote.outputs,
+            quote.price,
+            quote.stars,
+            use_allowance=subscribed and quote.standard and images,
+            use_trial=images,
         )
         if not await self._uow.billing.reserve(job, price):
             if not invoice:  # raising rolls the job back

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from lumigram.domain.audit import AuditEntry
 from lumigram.domain.generation import Capabilities, GenerationRequest, ResultRef, TaskStatus
 from lumigram.domain.jobs import Job, JobEvent
-from lumigram.domain.media import ImageInfo
+from lumigram.domain.media import ImageInfo, VideoInfo
 from lumigram.domain.money import Hold, LedgerEntry, Payment, RefundRequest
 from lumigram.domain.stars import StarTransaction
 from lumigram.domain.subscriptions import Subscription, Tier
@@ -164,6 +164,7 @@ class Price:
     credits: int
     stars: int  # when bought by invoice
     use_allowance: bool = True  # False once the subscription has ended
+    use_trial: bool = True  # False for videos: free images and allowances are images
 
 
 class Billing(Protocol):
@@ -396,4 +397,18 @@ class ImageProcessor(Protocol):
 
     def to_coloring_page(self, data: bytes) -> bytes:
         """The image as a printable A4 colouring page (black lines on white)."""
+        ...
+
+
+class VideoProcessor(Protocol):
+    """Video probing (``lumigram.video.PyAVVideos``): synchronous and CPU-bound, call it
+    through ``asyncio.to_thread``. Raises ``InvalidVideo`` for bytes that are not a
+    video with a readable video stream."""
+
+    def probe(self, data: bytes) -> VideoInfo:
+        """Container, MIME type, width, height and duration."""
+        ...
+
+    def first_frame(self, data: bytes, max_side: int = 320) -> bytes:
+        """The first frame as a JPEG no larger than ``max_side`` (a video's thumbnail)."""
         ...

@@ -37,7 +37,7 @@ from lumigram.domain.jobs import (
     ResultFile,
     RetryRules,
 )
-from lumigram.domain.media import InvalidImage, sniff_media_type
+from lumigram.domain.media import InvalidImage, InvalidVideo, sniff_media_type
 from lumigram.services.clock import Clock, utc_now
 from lumigram.services.ports import (
     FileStorage,
@@ -47,13 +47,22 @@ from lumigram.services.ports import (
     JobEvents,
     ProviderSlots,
     UnitOfWorkFactory,
+    VideoProcessor,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FORMAT_ALIASES = {"jpeg": ("jpeg", "jpg"), "jpg": ("jpg", "jpeg")}
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
+}
+THUMBNAIL_SIDE = 320  # Telegram's limit for a video's thumbnail
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +105,11 @@ class JobRunner:
         after_failure: Callable[[], Awaitable[None]] | None = None,
         *,
         images: ImageProcessor,
+        videos: VideoProcessor | None = None,
         slots: ProviderSlots | None = None,
     ) -> None:
         self._images = images  # Pillow work, run in a thread
+        self._videos = videos  # PyAV work, run in a thread; None: no video results
         self._after_failure = after_failure  # e.g. send the refund of a paid job now
         self._uow = uow_factory
         self._providers = providers
@@ -235,12 +246,14 @@ class JobRunner:
             submitted = job.step == JobStep.SUBMIT
             delay = self.policy.rules.poll_interval(job.polls)
             job.progress = status.progress
+            job.provider_state = status.phase
             await self._notify_progress(job)
             job.wait_for_provider(
                 self._clock(),
                 provider_job_id=status.provider_job_id,
                 progress=status.progress,
                 delay=delay,
+                provider_state=status.phase,
             )
             kept = await self._release(job, token, delay)
             if not kept and submitted:
@@ -255,6 +268,9 @@ class JobRunner:
         stored: list[tuple[ResultFile, bytes]] = []
         for index, ref in enumerate(status.outputs):
             data = await self._with_provider(job, provider.fetch(ref))
+            if (sniff_media_type(data) or "").startswith("video/"):
+                stored.append((await self._store_video(job, index, data), data))
+                continue
             if coloring:
                 data = await asyncio.to_thread(self._images.to_coloring_page, data)
             try:
@@ -269,6 +285,30 @@ class JobRunner:
         job.collected(self._clock(), [result for result, _ in stored])
         if await self._save(job, token):
             await self._deliver(job, token, stored)
+
+    async def _store_video(self, job: Job, index: int, data: bytes) -> ResultFile:
+        """Probe a video (container, size, duration) and keep it with its first frame."""
+        if self._videos is None:
+            raise ProviderError(ErrorKind.UNAVAILABLE, "a video result, but no video support")
+        try:
+            info = await asyncio.to_thread(self._videos.probe, data)
+            thumbnail = await asyncio.to_thread(self._videos.first_frame, data, THUMBNAIL_SIDE)
+        except InvalidVideo as error:
+            raise ProviderError(ErrorKind.TRANSIENT, f"unusable video: {error}") from None
+        base = f"results/{job.id}/{index}"
+        key = f"{base}.{EXTENSIONS.get(info.mime_type, 'bin')}"
+        thumbnail_key = f"{base}.thumb.jpg"
+        await self._storage.put(thumbnail_key, thumbnail, "image/jpeg")
+        await self._storage.put(key, data, info.mime_type)
+        return ResultFile(
+            key,
+            info.mime_type,
+            info.width,
+            info.height,
+            duration=info.duration,
+            thumbnail_key=thumbnail_key,
+            size=len(data),
+        )
 
     async def _deliver(
         self, job: Job, token: str, outputs: list[tuple[ResultFile, bytes]] | None = None
@@ -299,7 +339,9 @@ class JobRunner:
             await self._release(job, token, delay)
             return
         error_class = ErrorClass.from_kind(error.kind)
-        user_reason = error.user_reason if error.kind is ErrorKind.SAFETY else None
+        # The provider's own words only for a safety refusal; otherwise the name of a
+        # text each channel translates (``USER_CODES``), if the provider gave one.
+        user_reason = error.user_reason if error.kind is ErrorKind.SAFETY else error.user_code
         await self._fail(job, token, error_class, str(error), user_reason)
 
     async def _fail(
@@ -382,7 +424,11 @@ class JobRunner:
                 if candidate in offered:
                     output_format = candidate
                     break
-        extra = {k: settings[k] for k in ("resolution", "quality") if settings.get(k)}
+        extra: dict[str, object] = {
+            k: settings[k] for k in ("resolution", "quality") if settings.get(k)
+        }
+        if settings.get("duration_seconds"):
+            extra["duration"] = int(settings["duration_seconds"])
         return GenerationRequest(
             model=job.provider_model,
             prompt=job.final_prompt,

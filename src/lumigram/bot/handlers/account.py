@@ -103,7 +103,7 @@ def create_router() -> Router:
     menu = MenuCallback.filter
     router.message.register(profile_command, Command("profile", "balance"))
     router.callback_query.register(profile_button, menu(F.action == MenuAction.PROFILE))
-    router.message.register(top_up_command, Command("topup"))
+    router.message.register(top_up_command, Command("topup", "buy"))
     router.callback_query.register(top_up_button, menu(F.action == MenuAction.TOP_UP))
     router.callback_query.register(
         buy_package, MoneyCallback.filter(F.action == MoneyAction.PACKAGE)

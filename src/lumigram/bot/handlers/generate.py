@@ -1,5 +1,8 @@
 """The generation conversation: model -> mode -> prompt -> (references, settings) -> confirm.
 
+A model that animates a photo (image-to-video, ``min_reference_images`` > 0) asks for
+the photo right after the prompt, and its request cannot be confirmed without it.
+
 Navigation edits one screen message; the draft is kept in the FSM data and is
 only turned into a job (by GenerationService.queue) on confirmation.
 """
@@ -218,7 +221,11 @@ async def receive_prompt(
         return  # same state: a second chance
     draft = replace(draft, prompt=prompt)
     await save_draft(state, draft)
-    await state.set_state(GenerateForm.summary)
+    await state.set_state(GenerateForm.summary)  # photos are taken there too
+    model = services.generation.model(draft.model_id)
+    if model is not None and render.missing_photos(model, draft):
+        await send_screen(message, state, bot, render.ask_photo(model), keyboards.photo_input())
+        return
     await send_summary(message, state, services, user, bot, draft)
 
 
@@ -308,7 +315,14 @@ async def send_summary(
         await state.clear()
         await message.answer(render.draft_invalid())
         return
-    text, markup = rendered
+    await send_screen(message, state, bot, *rendered)
+
+
+async def send_screen(
+    message: Message, state: FSMContext, bot: Bot, text: str, markup: InlineKeyboardMarkup
+) -> None:
+    """A fresh screen of the conversation at the bottom of the chat; the previous one
+    is removed."""
     previous = (await state.get_data()).get(SCREEN)
     sent = await message.answer(text, reply_markup=markup)
     await state.update_data({SCREEN: sent.message_id})
@@ -408,6 +422,10 @@ async def open_setting(
         "output_format": list(caps.output_formats),
         "num_outputs": [str(n) for n in range(1, caps.max_outputs + 1)],
     }
+    if len(caps.durations) > 1:  # videos: seconds and resolution, where there is a choice
+        choices["duration_seconds"] = [str(seconds) for seconds in caps.durations]
+    if len(caps.resolutions) > 1:
+        choices["resolution"] = list(caps.resolutions)
     if setting in choices:
         current = str(quote.settings.get(setting, ""))
         await edit_or_send(
@@ -432,9 +450,9 @@ def parse_setting(raw: str) -> tuple[str, Any] | None:
     name, _, value = raw.partition("=")
     if name == "aspect_ratio" and re.fullmatch(r"\d+x\d+", value):
         value = value.replace("x", ":")  # see keyboards.setting_choices
-    if name in ("aspect_ratio", "output_format"):
+    if name in ("aspect_ratio", "output_format", "resolution"):
         return (name, value) if value else None
-    if name == "num_outputs":
+    if name in ("num_outputs", "duration_seconds"):
         return (name, int(value)) if value.isdigit() else None
     if name == "prompt_upsampling":
         return (name, value == "on") if value in ("on", "off") else None
@@ -517,6 +535,10 @@ async def confirm(
     if not isinstance(callback.message, Message):
         await callback.answer(render.draft_expired(), show_alert=True)
         return
+    model = services.generation.model(draft.model_id)
+    if model is not None and render.missing_photos(model, draft):
+        await callback.answer(render.photo_required(), show_alert=True)
+        return
     started = await queue_job(callback.message, services, user, draft, notifier, edit=True)
     if started:
         await state.clear()
@@ -550,6 +572,9 @@ async def queue_job(
         return False
     except (DraftError, PromptError):
         await message.answer(render.draft_invalid())
+        return False
+    except InvalidReferenceError as error:  # image-to-video without its photo
+        await message.answer(render.reference_problem(error.reason, 0))
         return False
     except PerkRequiredError as error:
         await message.answer(

@@ -22,7 +22,8 @@ async def start(
     await state.clear()  # /start always begins afresh
     if registration.created:
         await services.users.remember_start_payload(user, command.args)
-    await message.answer(render.welcome(user), reply_markup=keyboards.main_menu())
+    overview = await services.account.overview(user.id)  # what the profile shows, too
+    await message.answer(render.welcome(user, overview), reply_markup=keyboards.main_menu())
 
 
 def create_router() -> Router:

@@ -193,6 +193,9 @@ def reference_problem(error: InvalidReferenceError, index: int, limit: int) -> P
         "type": f"reference {index + 1}: not a JPEG, PNG or WebP image",
         "size": f"reference {index + 1}: larger than 10 MB",
         "count": f"too many reference images: this model takes at most {limit}",
+        "missing": "this model animates a photo: send one reference image",
+        "dimensions": f"reference {index + 1}: a video starts from a photo of at least 300 px",
+        "aspect": f"reference {index + 1}: too narrow or too wide for a video (1:2.5 to 2.5:1)",
     }
     return invalid(
         texts.get(error.reason, f"reference {index + 1}: not accepted"),
