@@ -266,7 +266,7 @@ async def test_edit_methods_need_a_message_or_inline_id(api: RawApi, emu: Telegr
 
 
 async def test_unimplemented_method_is_reported(api: RawApi, emu: TelegramEmulator) -> None:
-    status, body = await api.call("sendDice", chat_id=1)
+    status, body = await api.call("sendVoice", chat_id=1)
     assert status == 501
-    assert "sendDice" in body["description"]
-    assert emu.errors[-1].method == "sendDice"
+    assert "sendVoice" in body["description"]
+    assert emu.errors[-1].method == "sendVoice"

@@ -117,8 +117,12 @@ def markup_content(call: Call, chat: ChatState | None = None, *, allow_pay: bool
     if chat is not None and markup is not None:
         if "keyboard" in markup:
             chat.reply_keyboard = [[button["text"] for button in row] for row in markup["keyboard"]]
+            chat.reply_keyboard_buttons = [
+                [dict(button) for button in row] for row in markup["keyboard"]
+            ]
         elif markup.get("remove_keyboard"):
             chat.reply_keyboard = []
+            chat.reply_keyboard_buttons = []
     inline = inline_of(markup)
     return {"reply_markup": inline} if inline else {}
 

@@ -53,3 +53,22 @@ UPLOAD_MAX = 50 * MB
 URL_PHOTO_MAX = 5 * MB
 URL_FILE_MAX = 20 * MB
 DOWNLOAD_MAX = 20 * MB
+
+# sendPoll: "Poll question, 1-300 characters", "A JSON-serialized list of 1-12 answer
+# options", InputPollOption.text "Option text, 1-100 characters"
+POLL_QUESTION_MAX = 300
+POLL_OPTIONS_MIN = 1
+POLL_OPTIONS_MAX = 12
+POLL_OPTION_MAX = 100
+# sendLocation: live_period "should be between 60 and 86400, or 0x7FFFFFFF for live
+# locations that can be edited indefinitely"; heading "between 1 and 360";
+# proximity_alert_radius "between 1 and 100000"; horizontal_accuracy "0-1500"
+LIVE_PERIOD_MIN = 60
+LIVE_PERIOD_MAX = 86400
+LIVE_PERIOD_FOREVER = 0x7FFFFFFF
+HEADING_MAX = 360
+PROXIMITY_ALERT_RADIUS_MAX = 100000
+HORIZONTAL_ACCURACY_MAX = 1500
+# sendDice.emoji: 'Dice can have values 1-6 for "🎲", "🎯" and "🎳", values 1-5 for "🏀"
+# and "⚽", and values 1-64 for "🎰"'
+DICE_VALUES = {"🎲": 6, "🎯": 6, "🎳": 6, "🏀": 5, "⚽": 5, "🎰": 64}

@@ -27,6 +27,7 @@ from .state import FileRecord, FileStore
 SessionFactory = Callable[[], aiohttp.ClientSession]
 
 _PHOTO_SIDES = (90, 320, 800, 1280, 2560)
+STICKER_SIDE = 512  # a regular sticker's longer side
 _GENERIC_TYPES = ("application/octet-stream", "binary/octet-stream", "")
 
 
@@ -73,6 +74,11 @@ class MediaResolver:
             incoming = await self._fetch(value, kind)
         if kind == "photo":
             return await self.store_photo(incoming.data)
+        if kind == "sticker":
+            sticker = await self.store_sticker(
+                incoming.data, file_name=incoming.file_name, mime_type=incoming.mime_type
+            )
+            return SentFile([sticker])
         record = self.files.add(
             incoming.data,
             kind=kind,
@@ -88,7 +94,9 @@ class MediaResolver:
         record = self.files.get(file_id)
         if record is None:
             raise bad_request(WRONG_FILE_ID)
-        if (record.kind == "photo") != (kind == "photo"):
+        if (record.kind == "photo") != (kind == "photo") or (
+            kind == "sticker" and record.kind != "sticker"
+        ):
             raise bad_request("type of file mismatch")
         if kind == "photo":
             group = self.photo_groups.get(file_id, [file_id])
@@ -105,6 +113,35 @@ class MediaResolver:
         for file_id in ids:
             self.photo_groups[file_id] = ids
         return SentFile(records)
+
+    async def store_sticker(
+        self,
+        data: bytes,
+        *,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        emoji: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        set_name: str | None = None,
+    ) -> FileRecord:
+        """A sticker file: .TGS is animated, .WEBM a video sticker, anything else a static
+        .WEBP (its size read from the image when Pillow can, else Telegram's 512x512)."""
+        name = (file_name or "").lower()
+        is_animated = name.endswith(".tgs") or mime_type == "application/x-tgsticker"
+        is_video = not is_animated and (name.endswith(".webm") or mime_type == "video/webm")
+        if width is None or height is None:
+            size = None if is_animated or is_video else await asyncio.to_thread(_image_size, data)
+            width, height = size or (STICKER_SIDE, STICKER_SIDE)
+        mime = (
+            "application/x-tgsticker" if is_animated else "video/webm" if is_video else "image/webp"
+        )
+        record = self.files.add(data, kind="sticker", mime_type=mime, width=width, height=height)
+        record.emoji = emoji
+        record.is_animated = is_animated
+        record.is_video = is_video
+        record.set_name = set_name
+        return record
 
     async def _fetch(self, url: str, kind: str) -> Incoming:
         limit = limits.URL_PHOTO_MAX if kind == "photo" else limits.URL_FILE_MAX
@@ -174,6 +211,16 @@ def photo_variants(data: bytes) -> list[tuple[bytes, int, int]]:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         raise bad_request("IMAGE_PROCESS_FAILED") from None
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of an image, or None if Pillow cannot read it (blocking)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return (width, height) if width > 0 and height > 0 else None
 
 
 def _jpeg(image: Image.Image) -> bytes:

@@ -8,8 +8,10 @@ from typing import Any
 
 JSON = dict[str, Any]
 
-_MEDIA_KINDS = ("photo", "animation", "video", "audio", "document")
+_MEDIA_KINDS = ("photo", "animation", "video", "audio", "document", "sticker")
 _SERVICE_KINDS = ("invoice", "successful_payment", "refunded_payment")
+# Contents without a file (a venue also carries its location).
+_PLAIN_KINDS = ("poll", "venue", "location", "contact", "dice")
 
 
 @dataclass
@@ -38,6 +40,8 @@ class ChatMessage:
         if kind is None:
             if media_type is not None:
                 kind = "media_group item" if "media_group_id" in raw else media_type
+            elif plain := next((k for k in _PLAIN_KINDS if k in raw), None):
+                kind = plain
             elif "text" in raw:
                 kind = "text"
             else:
@@ -74,6 +78,57 @@ class ChatMessage:
     def flat_buttons(self) -> list[str]:
         return [label for row in self.buttons for label in row]
 
+    @property
+    def poll(self) -> JSON | None:
+        """The Poll object, with the counts as they were when this snapshot was taken."""
+        return self.raw.get("poll")
+
+    @property
+    def location(self) -> JSON | None:
+        return self.raw.get("location")
+
+    @property
+    def venue(self) -> JSON | None:
+        return self.raw.get("venue")
+
+    @property
+    def contact(self) -> JSON | None:
+        return self.raw.get("contact")
+
+    @property
+    def dice(self) -> JSON | None:
+        return self.raw.get("dice")
+
+    @property
+    def sticker(self) -> JSON | None:
+        return self.raw.get("sticker")
+
+    def _describe(self) -> str | None:
+        """A line for contents without text (polls, locations, contacts...)."""
+        raw = self.raw
+        if self.kind == "poll":
+            poll = raw["poll"]
+            options = " | ".join(
+                f"{o['text']} ({o['voter_count']})" for o in poll.get("options", [])
+            )
+            closed = ", closed" if poll.get("is_closed") else ""
+            return f"{poll.get('type', 'regular')}{closed}: {poll['question']} [{options}]"
+        if self.kind == "venue":
+            return f"{raw['venue']['title']}, {raw['venue']['address']}"
+        if self.kind == "location":
+            location = raw["location"]
+            live = f" (live {location['live_period']}s)" if "live_period" in location else ""
+            return f"{location['latitude']}, {location['longitude']}{live}"
+        if self.kind == "contact":
+            contact = raw["contact"]
+            name = " ".join(filter(None, [contact["first_name"], contact.get("last_name")]))
+            return f"{name} {contact['phone_number']}"
+        if self.kind == "dice":
+            return f"{raw['dice']['emoji']} {raw['dice']['value']}"
+        if self.kind == "sticker":
+            return str(raw["sticker"].get("emoji") or "")
+        return None
+
     def render(self) -> str:
         who = "bot" if self.from_bot else "user"
         parts = [f"#{self.message_id} {who}"]
@@ -93,6 +148,8 @@ class ChatMessage:
             )
         if self.text is not None:
             parts.append(self.text)
+        elif (description := self._describe()) is not None:
+            parts.append(description)
         line = " ".join(parts)
         if self.edited:
             line += " (edited)"

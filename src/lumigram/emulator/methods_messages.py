@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import replace
 from typing import Any
 
-from . import limits
+from . import limits, polls
 from .calls import (
     Call,
     Handler,
@@ -25,6 +27,9 @@ from .state import ChatState, StoredMessage, copy_json, copy_value
 JSON = dict[str, Any]
 
 MEDIA_KEYS = ("photo", "document", "video", "animation", "audio")
+# Contents without a caption that copyMessage copies as they are (a poll is copied as a
+# new poll: see methods_polls.copy_poll).
+PLAIN_KEYS = ("sticker", "location", "venue", "contact", "dice")
 # Message fields that make up its content (what copyMessage copies).
 CONTENT_KEYS = (
     "text",
@@ -35,6 +40,7 @@ CONTENT_KEYS = (
     "caption_entities",
     "show_caption_above_media",
     "has_media_spoiler",
+    *PLAIN_KEYS,
 )
 CHAT_ACTIONS = frozenset(
     {
@@ -138,10 +144,16 @@ async def copy_message(call: Call) -> Any:
     source = source_chat.messages.get(call.params["message_id"])
     if source is None:
         raise bad_request("message to copy not found")
-    if not any(key in source.raw for key in ("text", *MEDIA_KEYS)):
+    source_poll = polls.poll_of(call.bot, source) if "poll" in source.raw else None
+    if source_poll is None and not any(
+        key in source.raw for key in ("text", *MEDIA_KEYS, *PLAIN_KEYS)
+    ):
         raise bad_request("message can't be copied")
     chat = target_chat(call)
     content = {k: copy_value(v) for k, v in source.raw.items() if k in CONTENT_KEYS}
+    if "dice" in content:  # a copy is a new throw: only a forward keeps the value
+        emoji = content["dice"]["emoji"]
+        content["dice"]["value"] = secrets.randbelow(limits.DICE_VALUES.get(emoji, 6)) + 1
     if "caption" in call.params and any(k in content for k in MEDIA_KEYS):
         for key in ("caption", "caption_entities", "show_caption_above_media"):
             content.pop(key, None)
@@ -149,14 +161,32 @@ async def copy_message(call: Call) -> Any:
     markup = markup_content(call, chat)
     reply = reply_content(call, chat)
     check_flood(call, chat)
+    copied_poll = None
+    if source_poll is not None:
+        # "a copy shows a new poll that the copying bot owns, open and without votes"
+        copied_poll = replace(
+            source_poll,
+            id=polls.new_poll_id(call.state),
+            chat_id=chat.id,
+            sent_by_bot=True,
+            is_closed=False,
+            votes={},
+            timer=None,
+            open_period=None,
+            close_date=None,
+        )
+        content["poll"] = copied_poll.to_poll(in_message=True)
     stored = call.state.bot_message(call.bot, chat, reply | content | markup | send_flags(call))
+    if copied_poll is not None:
+        copied_poll.message_id = stored.message_id
+        polls.register(call.state, call.bot, copied_poll)
     return {"message_id": stored.message_id}
 
 
 # -- editing ---------------------------------------------------------------------------
 
 
-def _edit_target(call: Call) -> tuple[ChatState, StoredMessage]:
+def edit_target(call: Call) -> tuple[ChatState, StoredMessage]:
     if call.get("inline_message_id") is not None:
         raise bad_request("MESSAGE_ID_INVALID")  # inline mode is not emulated
     chat = existing_chat(call)
@@ -170,7 +200,7 @@ def _edit_target(call: Call) -> tuple[ChatState, StoredMessage]:
     return chat, stored
 
 
-def _apply_edit(
+def apply_edit(
     call: Call,
     chat: ChatState,
     stored: StoredMessage,
@@ -184,29 +214,29 @@ def _apply_edit(
         raise bad_request(MESSAGE_NOT_MODIFIED)
     check_flood(call, chat, edit=True)
     kept = {k: v for k, v in stored.raw.items() if k in CONTENT_KEYS and k not in compared}
-    kept.update({k: v for k, v in stored.raw.items() if k == "invoice"})
+    kept.update({k: v for k, v in stored.raw.items() if k in ("invoice", "poll")})
     call.state.replace_content(chat, stored, kept | content)
     return copy_json(stored.raw)
 
 
 async def edit_message_text(call: Call) -> Any:
-    chat, stored = _edit_target(call)
+    chat, stored = edit_target(call)
     if "text" not in call.params:
         raise bad_request("rich messages are not supported by the emulator")
     if "text" not in stored.raw:
         raise bad_request("there is no text in the message to edit")
     content = text_content(call) | markup_content(call)
-    return _apply_edit(
+    return apply_edit(
         call, chat, stored, content, ("text", "entities", "link_preview_options", "reply_markup")
     )
 
 
 async def edit_message_caption(call: Call) -> Any:
-    chat, stored = _edit_target(call)
+    chat, stored = edit_target(call)
     if not any(key in stored.raw for key in MEDIA_KEYS):
         raise bad_request("there is no caption in the message to edit")
     content = caption_content(call.params) | markup_content(call)
-    return _apply_edit(
+    return apply_edit(
         call,
         chat,
         stored,
@@ -227,7 +257,7 @@ def _main_file_id(raw: JSON) -> str | None:
 
 
 async def edit_message_media(call: Call) -> Any:
-    chat, stored = _edit_target(call)
+    chat, stored = edit_target(call)
     if not any(key in stored.raw for key in MEDIA_KEYS):
         raise bad_request("there is no media in the message to edit")
     media: JSON = call.params["media"]
@@ -259,8 +289,8 @@ async def edit_message_media(call: Call) -> Any:
 
 
 async def edit_message_reply_markup(call: Call) -> Any:
-    chat, stored = _edit_target(call)
-    return _apply_edit(call, chat, stored, markup_content(call), ("reply_markup",))
+    chat, stored = edit_target(call)
+    return apply_edit(call, chat, stored, markup_content(call), ("reply_markup",))
 
 
 async def delete_message(call: Call) -> Any:

@@ -13,14 +13,21 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import hdrs, web
 
-from . import methods_core, methods_messages, methods_payments
+from . import (
+    methods_content,
+    methods_core,
+    methods_messages,
+    methods_payments,
+    methods_polls,
+    polls,
+)
 from .calls import Answer, Call, Handler
 from .errors import ApiError, bad_request, entity_too_large, not_found, unauthorized
 from .media import MediaResolver
@@ -34,6 +41,12 @@ HANDLERS: dict[str, Handler] = {
     **methods_core.HANDLERS,
     **methods_messages.HANDLERS,
     **methods_payments.HANDLERS,
+    **methods_content.HANDLERS,
+    **methods_polls.HANDLERS,
+}
+# Rewrites of the raw parameters before validation (older forms the server still reads).
+PREPARE: dict[str, Callable[[Mapping[str, Any]], Mapping[str, Any]]] = {
+    **methods_polls.PREPARE,
 }
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _MAX_BODY = 64 * 1024 * 1024  # above the 50 MB upload limit, so that it can be reported
@@ -127,6 +140,7 @@ class BotApiServer:
         for bot in list(self.state.bots_by_id.values()):
             self.stop_webhook(bot)
             bot.updates.close()
+            polls.cancel_timers(bot)
         tasks = list(self._pushers.values())
         self._pushers.clear()
         for task in tasks:
@@ -225,8 +239,10 @@ class BotApiServer:
                 raise ApiError(
                     501, f"Not Implemented: the emulator does not support {canonical} yet"
                 )
-            params = self.state.spec.validate(canonical, raw)
-            result = await handler(Call(self, bot, canonical, params, raw))
+            prepare = PREPARE.get(canonical)
+            given = prepare(raw) if prepare is not None else raw
+            params = self.state.spec.validate(canonical, given)
+            result = await handler(Call(self, bot, canonical, params, given))
         except ApiError as error:
             response, status = error.payload(), error.code
         except asyncio.CancelledError:

@@ -55,6 +55,7 @@ _FILE_ID_PREFIX = {
     "video": b"\x04\x00\x02",
     "animation": b"\x0a\x00\x02",
     "audio": b"\x03\x00\x02",
+    "sticker": b"\x08\x00\x02",
 }
 _FOLDERS = {
     "photo": "photos",
@@ -62,6 +63,7 @@ _FOLDERS = {
     "video": "videos",
     "animation": "animations",
     "audio": "music",
+    "sticker": "stickers",
 }
 
 
@@ -81,6 +83,11 @@ class FileRecord:
     width: int = 0
     height: int = 0
     duration: int = 0
+    # stickers only
+    emoji: str | None = None
+    is_animated: bool = False
+    is_video: bool = False
+    set_name: str | None = None
 
     @property
     def size(self) -> int:
@@ -96,8 +103,22 @@ class FileRecord:
         }
 
     def as_object(self) -> JSON:
-        """The Document/Video/Animation/Audio object describing this file."""
+        """The Document/Video/Animation/Audio/Sticker object describing this file."""
         obj: JSON = {"file_id": self.file_id, "file_unique_id": self.file_unique_id}
+        if self.kind == "sticker":
+            obj.update(
+                type="regular",
+                width=self.width,
+                height=self.height,
+                is_animated=self.is_animated,
+                is_video=self.is_video,
+            )
+            if self.emoji:
+                obj["emoji"] = self.emoji
+            if self.set_name:
+                obj["set_name"] = self.set_name
+            obj["file_size"] = self.size
+            return obj
         if self.kind in ("video", "animation"):
             obj.update(width=self.width, height=self.height, duration=self.duration)
         elif self.kind == "audio":
@@ -271,6 +292,8 @@ class ChatState:
         self.last_bot_activity = time.monotonic()
         self.chat_actions: list[str] = []
         self.reply_keyboard: list[list[str]] = []  # the custom keyboard shown, if any
+        # The same keyboard's buttons as the bot sent them (request_location...).
+        self.reply_keyboard_buttons: list[list[JSON]] = []
         self.blocked = False
 
     def to_chat(self) -> JSON:
@@ -330,6 +353,78 @@ class CallbackQueryRecord:
 
 
 @dataclass
+class PollRecord:
+    """A poll and its votes; :meth:`to_poll` is the Poll object the Bot API shows."""
+
+    id: str
+    chat_id: int
+    sent_by_bot: bool
+    question: str
+    options: list[JSON]  # {"text", "text_entities"?}, as sent
+    type: str = "regular"
+    is_anonymous: bool = True
+    allows_multiple_answers: bool = False
+    allows_revoting: bool = True
+    question_entities: list[JSON] = field(default_factory=list)
+    correct_option_ids: list[int] | None = None
+    explanation: str | None = None
+    explanation_entities: list[JSON] = field(default_factory=list)
+    description: str | None = None
+    description_entities: list[JSON] = field(default_factory=list)
+    open_period: int | None = None
+    close_date: int | None = None
+    is_closed: bool = False
+    message_id: int = 0
+    votes: dict[int, list[int]] = field(default_factory=dict)  # user id -> option ids
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    def counts(self) -> list[int]:
+        result = [0] * len(self.options)
+        for chosen in self.votes.values():
+            for index in chosen:
+                result[index] += 1
+        return result
+
+    def to_poll(self, *, in_message: bool = False) -> JSON:
+        counts = self.counts()
+        options: list[JSON] = []
+        for index, option in enumerate(self.options):
+            item: JSON = {"persistent_id": str(index), "text": option["text"]}
+            if option.get("text_entities"):
+                item["text_entities"] = option["text_entities"]
+            item["voter_count"] = counts[index]
+            options.append(item)
+        poll: JSON = {"id": self.id, "question": self.question}
+        if self.question_entities:
+            poll["question_entities"] = self.question_entities
+        poll.update(
+            options=options,
+            total_voter_count=len(self.votes),
+            is_closed=self.is_closed,
+            is_anonymous=self.is_anonymous,
+            type=self.type,
+            allows_multiple_answers=self.allows_multiple_answers,
+            allows_revoting=self.allows_revoting,
+            members_only=False,
+        )
+        if self.type == "quiz" and self.correct_option_ids is not None:
+            poll["correct_option_ids"] = list(self.correct_option_ids)
+        if self.explanation:
+            poll["explanation"] = self.explanation
+            if self.explanation_entities:
+                poll["explanation_entities"] = self.explanation_entities
+        if self.open_period is not None:
+            poll["open_period"] = self.open_period
+        if self.close_date is not None:
+            poll["close_date"] = self.close_date
+        if in_message and self.description:  # "for polls inside the Message object only"
+            poll["description"] = self.description
+            if self.description_entities:
+                poll["description_entities"] = self.description_entities
+        return copy_json(poll)
+
+
+@dataclass
 class PreCheckoutRecord:
     id: str
     user_id: int
@@ -359,6 +454,7 @@ class BotState:
         self.transactions: list[JSON] = []
         self.callback_queries: dict[str, CallbackQueryRecord] = {}
         self.pre_checkouts: dict[str, PreCheckoutRecord] = {}
+        self.polls: dict[str, PollRecord] = {}
         self.profile: dict[tuple[str, Any], Any] = {}
 
     def to_user(self) -> JSON:
@@ -508,6 +604,11 @@ class EmulatorState:
         raw["edit_date"] = now()
         stored.raw = raw
         stored.edited = True
+        self._record(chat, "edit", stored)
+
+    def change_in_place(self, chat: ChatState, stored: StoredMessage, raw: JSON) -> None:
+        """A change Telegram makes without an ``edit_date`` (a stopped poll, say)."""
+        stored.raw = raw
         self._record(chat, "edit", stored)
 
     def delete_message(self, chat: ChatState, stored: StoredMessage) -> None:

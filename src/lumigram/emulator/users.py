@@ -1,27 +1,31 @@
 """Simulated Telegram users: they write to the bot, press buttons, pay, block it.
 
 Everything a :class:`SimUser` does becomes a real update for the bot (``message``,
-``callback_query``, ``pre_checkout_query``, ``my_chat_member``...), delivered by
-getUpdates or the webhook exactly as Telegram would deliver it.
+``edited_message``, ``callback_query``, ``poll_answer``, ``poll``,
+``pre_checkout_query``, ``my_chat_member``...), delivered by getUpdates or the webhook
+exactly as Telegram would deliver it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import limits, polls
 from .entities import detect_entities
 from .errors import ApiError
-from .media import MediaResolver
+from .media import STICKER_SIDE, MediaResolver
 from .messages import ChatMessage, render_transcript
+from .methods_content import dice_emoji, location_object, roll
 from .payments import PaymentResult, pay_invoice, push_subscription_update, renew
 from .state import (
     BotState,
     CallbackQueryRecord,
     EmulatorState,
+    PollRecord,
     StoredMessage,
     UserProfile,
     copy_json,
@@ -29,6 +33,12 @@ from .state import (
 )
 
 JSON = dict[str, Any]
+# What a sticker upload holds when a test gives no bytes: a .WEBP header, enough to be
+# a file (the emulator never decodes a sticker whose size is given).
+_FAKE_WEBP = (
+    b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00"
+    b"\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,12 @@ class SimUser:
     def reply_keyboard(self) -> list[list[str]]:
         """Labels of the custom keyboard the bot shows (answer with ``send_text``)."""
         return [list(row) for row in self.chat.reply_keyboard]
+
+    @property
+    def reply_keyboard_buttons(self) -> list[list[dict[str, Any]]]:
+        """The custom keyboard's buttons as the bot sent them (``request_location``,
+        ``request_contact``...)."""
+        return [[dict(button) for button in row] for row in self.chat.reply_keyboard_buttons]
 
     @property
     def chat_actions(self) -> list[str]:
@@ -157,6 +173,228 @@ class SimUser:
         message = self._post(content)
         await asyncio.sleep(0)
         return message
+
+    # -- places, contacts, stickers, dice ---------------------------------------------------
+
+    def _reply(self, reply_to: ChatMessage | None) -> JSON:
+        if reply_to is None:
+            return {}
+        replied = self.chat.messages.get(reply_to.message_id)
+        return {"reply_to_message": copy_json(replied.raw)} if replied is not None else {}
+
+    async def send_location(
+        self,
+        latitude: float,
+        longitude: float,
+        *,
+        horizontal_accuracy: float | None = None,
+        live_period: int | None = None,
+        heading: int | None = None,
+        reply_to: ChatMessage | None = None,
+    ) -> ChatMessage:
+        """Share a location (as the attachment menu or a ``request_location`` button
+        does); ``live_period`` makes it a live location."""
+        try:
+            location = location_object(
+                {
+                    "latitude": latitude,
+                    "longitude": longitude,
+                    "horizontal_accuracy": horizontal_accuracy,
+                    "live_period": live_period,
+                    "heading": heading,
+                }
+            )
+        except ApiError as error:
+            raise ValueError(error.description) from None
+        message = self._post(self._reply(reply_to) | {"location": location})
+        await asyncio.sleep(0)
+        return message
+
+    async def send_venue(
+        self,
+        latitude: float,
+        longitude: float,
+        title: str,
+        address: str,
+        *,
+        foursquare_id: str | None = None,
+        google_place_id: str | None = None,
+    ) -> ChatMessage:
+        try:
+            location = location_object({"latitude": latitude, "longitude": longitude})
+        except ApiError as error:
+            raise ValueError(error.description) from None
+        venue: JSON = {"location": location, "title": title, "address": address}
+        if foursquare_id:
+            venue["foursquare_id"] = foursquare_id
+        if google_place_id:
+            venue["google_place_id"] = google_place_id
+        message = self._post({"location": copy_json(location), "venue": venue})
+        await asyncio.sleep(0)
+        return message
+
+    async def send_contact(
+        self,
+        phone_number: str,
+        first_name: str,
+        last_name: str | None = None,
+        *,
+        user_id: int | None = None,
+        vcard: str | None = None,
+    ) -> ChatMessage:
+        """Share a contact from the address book (``user_id`` when it is a Telegram user)."""
+        if not phone_number or not first_name:
+            raise ValueError("a contact needs a phone number and a first name")
+        contact: JSON = {"phone_number": phone_number, "first_name": first_name}
+        if last_name:
+            contact["last_name"] = last_name
+        if user_id is not None:
+            contact["user_id"] = user_id
+        if vcard:
+            contact["vcard"] = vcard
+        message = self._post({"contact": contact})
+        await asyncio.sleep(0)
+        return message
+
+    async def share_contact(self, phone_number: str) -> ChatMessage:
+        """Share one's own contact, as a ``request_contact`` button does."""
+        return await self.send_contact(
+            phone_number,
+            self.profile.first_name,
+            self.profile.last_name,
+            user_id=self.id,
+        )
+
+    async def send_sticker(
+        self,
+        emoji: str = "👍",
+        *,
+        file_id: str | None = None,
+        data: bytes | None = None,
+        is_animated: bool = False,
+        is_video: bool = False,
+        width: int = STICKER_SIDE,
+        height: int = STICKER_SIDE,
+        set_name: str | None = None,
+    ) -> ChatMessage:
+        """Send a sticker: a new one (``data``, fake .WEBP bytes by default; ``is_animated``
+        makes it a .TGS, ``is_video`` a .WEBM) or one already sent (``file_id``)."""
+        if file_id is not None:
+            record = self._state.files.get(file_id)
+            if record is None or record.kind != "sticker":
+                raise LookupError(f"no sticker with file_id {file_id!r}")
+        else:
+            name = "sticker.tgs" if is_animated else "sticker.webm" if is_video else None
+            record = await self._media.store_sticker(
+                data if data is not None else _FAKE_WEBP,
+                file_name=name,
+                emoji=emoji,
+                width=width,
+                height=height,
+                set_name=set_name,
+            )
+        message = self._post({"sticker": record.as_object()})
+        await asyncio.sleep(0)
+        return message
+
+    async def send_dice(self, emoji: str = "🎲") -> ChatMessage:
+        """Throw a dice (🎲 🎯 🏀 ⚽ 🎳 🎰): a random value, as Telegram picks it."""
+        try:
+            emoji = dice_emoji(emoji)
+        except ApiError:
+            raise ValueError(f"{emoji!r} is not a dice emoji") from None
+        message = self._post({"dice": {"emoji": emoji, "value": roll(emoji)}})
+        await asyncio.sleep(0)
+        return message
+
+    # -- polls ---------------------------------------------------------------------------------
+
+    async def send_poll(
+        self,
+        question: str,
+        options: Sequence[str],
+        *,
+        type: str = "regular",  # noqa: A002 - the Bot API's name
+        is_anonymous: bool = True,
+        allows_multiple_answers: bool = False,
+        correct_option_ids: Sequence[int] | None = None,
+        explanation: str | None = None,
+    ) -> ChatMessage:
+        """Send a poll of one's own (as a ``request_poll`` button lets the user do). The
+        bot sees it, but, not having sent it, gets no updates about its votes."""
+        if not question or not 1 <= len(options) <= limits.POLL_OPTIONS_MAX:
+            raise ValueError(f"a poll needs a question and 1-{limits.POLL_OPTIONS_MAX} options")
+        if type not in ("regular", "quiz"):
+            raise ValueError('type is "regular" or "quiz"')
+        correct = list(correct_option_ids or [])
+        if type == "quiz" and (not correct or any(not 0 <= i < len(options) for i in correct)):
+            raise ValueError("a quiz needs its correct option ids")
+        record = PollRecord(
+            id=polls.new_poll_id(self._state),
+            chat_id=self.chat.id,
+            sent_by_bot=False,
+            question=question,
+            options=[{"text": text} for text in options],
+            type=type,
+            is_anonymous=is_anonymous,
+            allows_multiple_answers=allows_multiple_answers,
+            allows_revoting=type != "quiz",
+            correct_option_ids=sorted(set(correct)) if type == "quiz" else None,
+            explanation=explanation if type == "quiz" else None,
+        )
+        message = self._post({"poll": record.to_poll(in_message=True)})
+        record.message_id = message.message_id
+        polls.register(self._state, self.bot, record)
+        await asyncio.sleep(0)
+        return message
+
+    async def vote(self, poll_message: ChatMessage, option_ids: int | Sequence[int]) -> None:
+        """Answer a poll of the chat (several options where it allows multiple answers;
+        an empty list retracts the vote). For a non-anonymous poll the bot sent, the bot
+        gets ``poll_answer``; for any poll it sent, ``poll`` with the new counts. A vote
+        the app would refuse (closed poll, a second vote in a quiz) raises ValueError."""
+        stored = self.chat.messages.get(poll_message.message_id)
+        record = polls.poll_of(self.bot, stored) if stored is not None else None
+        if record is None:
+            raise LookupError(f"message #{poll_message.message_id} is not a poll of this chat")
+        chosen = [option_ids] if isinstance(option_ids, int) else list(option_ids)
+        self._mark_action()
+        polls.vote(self.bot, record, self.profile, chosen)
+        await asyncio.sleep(0)
+
+    async def retract_vote(self, poll_message: ChatMessage) -> None:
+        await self.vote(poll_message, [])
+
+    # -- editing ---------------------------------------------------------------------------------
+
+    async def edit_text(self, message: ChatMessage, new_text: str) -> ChatMessage:
+        """Edit one's own earlier message (its text, or a media message's caption): the
+        bot gets ``edited_message`` with ``edit_date``."""
+        stored = self.chat.messages.get(message.message_id)
+        if stored is None or stored.from_bot:
+            raise LookupError(f"message #{message.message_id} is not one of the user's messages")
+        raw = copy_json(stored.raw)
+        if "text" in raw:
+            if not new_text.strip():
+                raise ValueError("a text message can't be edited to an empty text")
+            content: JSON = {"text": new_text}
+            if entities := detect_entities(new_text, []):
+                content["entities"] = entities
+        elif any(key in raw for key in ("photo", "video", "animation", "audio", "document")):
+            content = _caption(new_text)
+        else:
+            raise ValueError(f"message #{message.message_id} has no text or caption to edit")
+        old = {k: raw.get(k) for k in ("text", "entities", "caption", "caption_entities")}
+        if old == {k: content.get(k) for k in old}:
+            raise ValueError("the new text is the same as the old one")
+        for key in (*old, "edit_date"):
+            raw.pop(key, None)
+        self._mark_action()
+        self._state.replace_content(self.chat, stored, raw | content)
+        if not self.chat.blocked:
+            self._deliver("edited_message", copy_json(stored.raw))
+        await asyncio.sleep(0)
+        return _snapshot(stored)
 
     def _find_button(self, label: str, message: ChatMessage | None) -> tuple[StoredMessage, JSON]:
         if message is not None:
@@ -360,7 +598,13 @@ class SimUser:
     def _pending_for_me(self) -> bool:
         for update in self.bot.updates.pending:
             for payload in update.values():
-                if isinstance(payload, dict) and (payload.get("from") or {}).get("id") == self.id:
+                if not isinstance(payload, dict):
+                    continue
+                sender = payload.get("from") or payload.get("user") or {}
+                if sender.get("id") == self.id:
+                    return True
+                poll = self.bot.polls.get(str(payload.get("id"))) if "options" in payload else None
+                if poll is not None and poll.chat_id == self.chat.id:
                     return True
         return False
 
