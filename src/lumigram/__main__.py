@@ -47,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--online", action="store_true", help="also ask Telegram whether it accepts BOT_TOKEN"
     )
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="try the bot in a browser: the Bot API emulator, the real bot and a web chat",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    sandbox.add_argument(
+        "--data",
+        default="./sandbox-data",
+        help="folder kept between runs: the bot's database, files, simulated users",
+    )
+    sandbox.add_argument("--fresh", action="store_true", help="delete the --data folder first")
+    sandbox.add_argument(
+        "--fake-providers",
+        action="store_true",
+        help="run local fakes of Replicate, OpenAI, Gemini, Hugging Face and KIE",
+    )
     ledger = commands.add_parser("ledger", help="money: check the ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
     ledger_commands.add_parser(
@@ -61,6 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "sandbox":  # its own settings: no BOT_TOKEN needed
+        from pathlib import Path
+
+        from lumigram.sandbox.cli import run_sandbox
+
+        return run_sandbox(
+            host=args.host,
+            port=args.port,
+            data_dir=Path(args.data),
+            fresh=args.fresh,
+            fake_providers=args.fake_providers,
+        )
     try:
         settings: DatabaseSettings = (
             load_database_settings() if args.command in ("migrate", "ledger") else load_settings()
