@@ -309,5 +309,5 @@ def test_deploy_doc_uses_the_readme_install_command() -> None:
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"<!-- quickstart:run -->\s*```bash\n(.+?)\n```", readme)
     assert match
-    install = match[1].split(" && .venv/bin/lumigram run")[0]
+    install = match[1].split(" && .venv/bin/lumigram ")[0]
     assert install in DEPLOY_DOC.read_text()
