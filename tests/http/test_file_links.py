@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from lumigram.config import load_settings
+from lumigram.container import Infrastructure
 from lumigram.http.routes.files import content_type, download_name, file_links
 from lumigram.runtime import BotApplication, Role
 from lumigram.services.file_links import FileLinks, derive_link_secret
@@ -151,14 +152,17 @@ async def test_missing_files_and_other_keys_are_404(link_app: LinkApp) -> None:
 
 async def test_the_route_finds_the_links_on_the_host(link_app: LinkApp) -> None:
     assert file_links(link_app.app) is link_app.links
-    setattr(link_app.app.infra, "file_links", None)  # noqa: B010
-    fallback = file_links(link_app.app)  # until the composition root makes one
+    # The composition root's own links (what the bot signs with): the secret derived
+    # from the bot token, under PUBLIC_BASE_URL.
+    made = Infrastructure.file_links.func(link_app.app.infra)
+    setattr(link_app.app.infra, "file_links", made)  # noqa: B010
+    assert file_links(link_app.app) is made
     expected = derive_link_secret(VALID_TOKEN)
-    assert fallback.signature(VIDEO_KEY, 1) == FileLinks(
+    assert made.signature(VIDEO_KEY, 1) == FileLinks(
         link_app.app.infra.storage, expected, None
     ).signature(VIDEO_KEY, 1)
-    assert fallback.public_base_url is None  # no PUBLIC_BASE_URL in these settings
-    # A link of the old secret is refused by the fallback's.
+    assert made.public_base_url is None  # no PUBLIC_BASE_URL in these settings
+    # A link of another secret is refused by the route.
     url = await link_app.link()
     assert_problem(await link_app.client.get(url), 403)
 

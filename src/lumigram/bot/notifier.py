@@ -387,6 +387,12 @@ class TelegramNotifier:
                 notice = render.video_link(url, expires_at, LINK_SECONDS // 86400)
             else:
                 notice = render.video_too_large()
+        if link is None:  # the user paid for a video they cannot download from Telegram
+            log.error(
+                "OPERATOR ALERT: job %s: a video over 50 MB and no way to link it; set "
+                "PUBLIC_BASE_URL (signed /files links) or use S3 storage",
+                job.id,
+            )
         text = f"{caption}\n\n{notice}" if caption else notice
         await self._bot.send_message(chat_id, text, reply_markup=buttons)
 

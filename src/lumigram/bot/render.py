@@ -217,11 +217,6 @@ def photo_required() -> str:
     return _("📷 Send the photo to animate first: this model makes the video from it.")
 
 
-def missing_photos(model: ModelSpec, draft: Draft) -> int:
-    """How many more photos the model needs before the request can be confirmed."""
-    return max(0, model.capabilities.min_reference_images - len(draft.reference_keys))
-
-
 def summary(quote: Quote, draft: Draft, language: str, price_line: str | None = None) -> str:
     model = quote.model
     caps = model.capabilities
@@ -234,7 +229,7 @@ def summary(quote: Quote, draft: Draft, language: str, price_line: str | None = 
         _("Prompt: <i>{prompt}</i>").format(prompt=escape(draft.prompt)),
     ]
     lines.extend(setting_lines(quote, language))
-    missing = missing_photos(model, draft)
+    missing = draft.missing_photos(model)
     if caps.min_reference_images:
         lines.append(
             _("Photo to animate: {value}").format(

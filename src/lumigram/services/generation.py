@@ -71,6 +71,11 @@ class Draft:
     settings: dict[str, Any] = field(default_factory=dict)
     reference_keys: tuple[str, ...] = ()
 
+    def missing_photos(self, model: ModelSpec) -> int:
+        """How many more photos ``model`` needs before the request can be confirmed
+        (an image-to-video model animates one)."""
+        return max(0, model.capabilities.min_reference_images - len(self.reference_keys))
+
     def to_state(self) -> dict[str, Any]:
         return {
             "model_id": self.model_id,
@@ -337,7 +342,7 @@ class GenerationService:
         transaction; the hand-over to a worker is scheduled as a follow-up."""
         user_id = user.id  # a rollback below expires ``user`` if it is of this session
         quote = await self.quote(draft)
-        if len(draft.reference_keys) < quote.model.capabilities.min_reference_images:
+        if draft.missing_photos(quote.model):
             raise InvalidReferenceError("missing")  # image-to-video: the photo to animate
         prompt = self.clean_prompt(draft.prompt)
         now = self._clock()

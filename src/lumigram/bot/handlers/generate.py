@@ -223,7 +223,7 @@ async def receive_prompt(
     await save_draft(state, draft)
     await state.set_state(GenerateForm.summary)  # photos are taken there too
     model = services.generation.model(draft.model_id)
-    if model is not None and render.missing_photos(model, draft):
+    if model is not None and draft.missing_photos(model):
         await send_screen(message, state, bot, render.ask_photo(model), keyboards.photo_input())
         return
     await send_summary(message, state, services, user, bot, draft)
@@ -536,7 +536,7 @@ async def confirm(
         await callback.answer(render.draft_expired(), show_alert=True)
         return
     model = services.generation.model(draft.model_id)
-    if model is not None and render.missing_photos(model, draft):
+    if model is not None and draft.missing_photos(model):
         await callback.answer(render.photo_required(), show_alert=True)
         return
     started = await queue_job(callback.message, services, user, draft, notifier, edit=True)

@@ -3,7 +3,7 @@
 The links are made by ``services.file_links.FileLinks`` for files too big to upload to
 Telegram when the store has no URLs of its own (a local folder). The file is streamed
 from the application's storage: a local file as a ``FileResponse`` (byte ranges, so a
-download can resume), a store that streams (S3) in chunks, anything else whole.
+download can resume). A store with URLs of its own (S3) is linked by those instead.
 
 Answers: 403 (problem+json) for a signature that is not ours or has expired, 404 for a
 key that is not a result file or a file that is no longer stored.
@@ -14,17 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response
 
 from lumigram.http.app import HttpHost
 from lumigram.http.deps import Host
 from lumigram.http.problems import problem_response
-from lumigram.services.file_links import FileLinks, derive_link_secret, linkable
+from lumigram.services.file_links import FileLinks, linkable
 from lumigram.storage.keys import StorageKeyError, check_key
 from lumigram.storage.local import LocalStorage
 
@@ -46,16 +45,8 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def file_links(host: HttpHost) -> FileLinks:
-    """The application's ``infra.file_links``; until it has one, links signed with a
-    secret derived from the bot token (``derive_link_secret``), under PUBLIC_BASE_URL."""
-    links = getattr(host.infra, "file_links", None)
-    if isinstance(links, FileLinks):
-        return links
-    return FileLinks(
-        host.infra.storage,
-        derive_link_secret(host.settings.bot_token.get_secret_value()),
-        host.settings.public_base_url or None,
-    )
+    """The application's links (``Infrastructure.file_links``), which the bot signs too."""
+    return host.infra.file_links
 
 
 def content_type(key: str) -> str:
@@ -98,14 +89,7 @@ async def linked_file(
         if path is None or not await asyncio.to_thread(path.is_file):
             return _missing(key)
         return FileResponse(path, media_type=media_type, headers=headers)
-    get_stream = getattr(storage, "get_stream", None)
-    if callable(get_stream):
-        chunks: AsyncIterator[bytes] = get_stream(key)
-        try:
-            first = await anext(chunks, b"")
-        except (FileNotFoundError, KeyError):
-            return _missing(key)
-        return StreamingResponse(_prepend(first, chunks), media_type=media_type, headers=headers)
+    # A store with URLs of its own (S3) is linked by them, never through here.
     try:
         data = await storage.get(key)
     except (FileNotFoundError, KeyError):
@@ -117,13 +101,6 @@ def _local_path(storage: LocalStorage, key: str) -> Path | None:
     """The file of ``key`` in the storage folder (None if it would be outside it)."""
     path = (storage.root / key).resolve()
     return path if storage.root in path.parents else None
-
-
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    async for chunk in rest:
-        yield chunk
 
 
 def _missing(key: str) -> Response:
