@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from lumigram.emulator import ChatMessage, TelegramEmulator
@@ -163,8 +165,18 @@ async def test_history_resends_by_file_id_and_regenerates(
     await user.press("Generate")
     await user.wait_for(lambda m: m.kind == "document", timeout=15)
     uploads_before = len(emulator.calls("sendPhoto"))
-    await user.send_text("/history")
-    history = await user.wait_for_text("Your recent generations")
+    seen_history: list[ChatMessage] = []
+    # The files go out before the worker marks the job succeeded: until it has, /history
+    # shows it in progress (without the re-send button), so ask again until it is done.
+    for _ in range(50):
+        await user.send_text("/history")
+        history = await user.wait_for(
+            lambda m: "Your recent generations" in (m.text or "") and m not in seen_history
+        )
+        seen_history.append(history)
+        if "📤 #1" in history.flat_buttons:
+            break
+        await asyncio.sleep(0.1)
     assert "pancakes" in (history.text or "")
     await user.press("📤 #1", message=history)
     await user.wait_idle(quiet=0.5)
